@@ -1,0 +1,50 @@
+"""Top-level axolotl config keys of the CnR plugin (returned by ``CnRPlugin.get_input_args``).
+
+Axolotl drops unknown keys inside ``datasets:`` entries, so CnR options live at the top level
+of the config and reach the strategy through this model.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+LossOn = Literal["critique_and_revision", "revision", "critique"]
+
+
+class Hardware(BaseModel):
+    """The hardware a config is sized for; ``cnr check-memory`` checks the config against it."""
+
+    model_config = ConfigDict(extra="forbid")
+    nodes: int = Field(1, ge=1)
+    gpus_per_node: int = Field(ge=1)
+    gpu_memory_gb: float = Field(gt=0)
+    host_memory_gb: float | None = Field(None, gt=0)
+
+
+class CnRArgs(BaseModel):
+    cnr_format: str = Field("plain", description="CnR text format: 'plain', 'chat', or one a plugin registers")
+    cnr_loss_on: LossOn = Field(
+        "critique_and_revision",
+        description="target part that carries the loss: critique_and_revision (the paper), revision or critique",
+    )
+    cnr_hardware: Hardware | None = Field(None, description="hardware the config is sized for")
+    cnr_eval_post_train: bool = Field(False, description="run cnr_winrate on the trained model after training")
+    cnr_eval_responses: str | None = Field(None, description="jsonl of (prompt, response) pairs to revise")
+    cnr_eval_iterations: int = Field(5, ge=1, le=50, description="critique-and-revise iterations")
+    cnr_eval_judge: str | None = Field(None, description="judge YAML (default: the shipped judge)")
+    cnr_eval_limit: int | None = Field(None, ge=1, description="evaluate only the first N responses")
+    cnr_eval_max_gen_toks: int = Field(512, ge=1, description="max new tokens for a critique + revision")
+    cnr_eval_output_dir: str | None = Field(None, description="where results go (default: <output_dir>/cnr_eval)")
+
+    @field_validator("cnr_format")
+    @classmethod
+    def _known_format(cls, v: str) -> str:
+        from cnr_plugin.plugins import get_format
+
+        get_format(v)  # raises PluginError (a ValueError) naming the known formats
+        return v
+
+
+OPTION_NAMES = frozenset(CnRArgs.model_fields)

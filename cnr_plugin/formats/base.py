@@ -1,0 +1,139 @@
+"""The format core: the one place that knows how CnR text looks.
+
+A format renders (prompt, response) into the reviser's input, (critique, revision) into its
+target, and parses a generation back into (critique, revision). The Axolotl strategy and the
+lm-eval task both call these functions, so training and evaluation cannot drift apart.
+
+Section markers are whole lines (``### Critique:``). Text written by people or models may
+contain the same lines; such lines are escaped with one extra leading backslash when rendered
+and unescaped when parsed (mbox-style ``>From`` quoting), so user text is never mistaken for a
+marker and render -> parse gives back exactly what was rendered.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol
+
+SECTIONS = ("Prompt", "Response", "Critique", "Revision")
+MARKERS = {name: f"### {name}:" for name in SECTIONS}
+
+_ESCAPE_RE = re.compile(r"^(\\*)(### (?:Prompt|Response|Critique|Revision):)", re.MULTILINE)
+_UNESCAPE_RE = re.compile(r"^\\(\\*### (?:Prompt|Response|Critique|Revision):)", re.MULTILINE)
+_MARKER_LINE_RE = re.compile(r"^### (Prompt|Response|Critique|Revision):[ \t]*\r?$", re.MULTILINE)
+
+
+def escape(text: str) -> str:
+    """Quote lines of ``text`` that would read as a section marker."""
+    return _ESCAPE_RE.sub(r"\\\1\2", text)
+
+
+def unescape(text: str) -> str:
+    """Undo :func:`escape`."""
+    return _UNESCAPE_RE.sub(r"\1", text)
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A record as model text. Spans are (start, end) character offsets into ``target``."""
+
+    input: str
+    target: str
+    critique_span: tuple[int, int]
+    revision_span: tuple[int, int]
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """A generation read back. ``ok`` is False when no usable revision was found."""
+
+    critique: str | None
+    revision: str | None
+    problem: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+
+def render_sections(prompt: str, response: str) -> str:
+    """The input sections shared by every built-in format."""
+    return f"{MARKERS['Prompt']}\n{escape(prompt)}\n\n{MARKERS['Response']}\n{escape(response)}\n\n"
+
+
+def render_answer(critique: str, revision: str) -> tuple[str, tuple[int, int], tuple[int, int]]:
+    """``critique\\n\\n### Revision:\\nrevision`` with the spans of both parts.
+
+    The critique span covers the critique text; the revision span starts at the revision
+    marker, so a loss on the revision alone still teaches where the revision begins.
+    """
+    c = escape(critique)
+    r = escape(revision)
+    text = f"{c}\n\n{MARKERS['Revision']}\n{r}"
+    rev_start = len(c) + 2
+    return text, (0, len(c)), (rev_start, len(text))
+
+
+def parse_generation(generation: str) -> Parsed:
+    """Split a generation into (critique, revision).
+
+    Tolerates a repeated ``### Critique:`` line at the start, whitespace, and extra text after
+    the revision (cut at the next marker line). Escaped marker lines inside the parts are
+    returned unescaped. A missing or empty revision gives ``Parsed(problem=...)``.
+    """
+    text = generation.lstrip()
+    markers = list(_MARKER_LINE_RE.finditer(text))
+    if markers and markers[0].start() == 0 and markers[0].group(1) == "Critique":
+        text = text[markers[0].end():]
+        markers = list(_MARKER_LINE_RE.finditer(text))
+    rev = next((m for m in markers if m.group(1) == "Revision"), None)
+    if rev is None:
+        cut = markers[0].start() if markers else len(text)
+        critique = unescape(text[:cut]).strip() or None
+        return Parsed(critique, None, "no '### Revision:' section in the generation")
+    before = [m for m in markers if m.start() < rev.start()]
+    crit_end = before[0].start() if before else rev.start()
+    critique = unescape(text[:crit_end]).strip() or None
+    after = next((m for m in markers if m.start() > rev.start()), None)
+    revision = unescape(text[rev.end(): after.start() if after else len(text)]).strip()
+    if not revision:
+        return Parsed(critique, None, "the '### Revision:' section is empty")
+    return Parsed(critique, revision)
+
+
+class ChatTemplater(Protocol):
+    """Anything that turns a list of chat messages into model text (an HF tokenizer, an lm-eval LM)."""
+
+    def apply_chat_template(self, messages: list[dict[str, str]], **kwargs: Any) -> Any: ...
+
+
+class CnRFormat:
+    """Base class of formats. Subclasses set ``name`` and implement :meth:`render_input` and
+    :meth:`render`; parsing is shared, so every format can be read back by the same parser."""
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    #: append the tokenizer's EOS token id after the target when training
+    append_eos: ClassVar[bool] = True
+    #: the format renders through a chat template (the model's own, or the host's)
+    uses_chat_template: ClassVar[bool] = False
+
+    def render_input(self, prompt: str, response: str, *, system: str | None = None, tokenizer: Any = None) -> str:
+        raise NotImplementedError
+
+    def render(self, prompt: str, response: str, critique: str, revision: str, *,
+               system: str | None = None, tokenizer: Any = None) -> Rendered:
+        raise NotImplementedError
+
+    def render_record(self, record: Any, tokenizer: Any = None) -> Rendered:
+        """Render a :class:`~cnr_plugin.records.CnRRecord`."""
+        return self.render(record.prompt, record.response, record.critique_text, record.revision,
+                           system=record.system, tokenizer=tokenizer)
+
+    def parse(self, generation: str) -> Parsed:
+        return parse_generation(generation)
+
+    def stop_sequences(self) -> list[str]:
+        """Strings after which a generation is complete (beyond the model's own EOS)."""
+        return [f"\n{MARKERS['Prompt']}", f"\n{MARKERS['Response']}"]

@@ -1,0 +1,67 @@
+"""``chat``: the model's own chat template (ChatML, Llama, Falcon-Instruct, ...).
+
+The user turn carries the prompt and the response in marker sections; the assistant turn is
+``### Critique:`` + critique + ``### Revision:`` + revision. Rendering to text goes through
+whatever applies the template: the tokenizer when training, the lm-eval model when evaluating.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .base import MARKERS, CnRFormat, Rendered, render_answer, render_sections
+
+INSTRUCTION = (
+    "Critique the response to the prompt above: say what is good about it and what is wrong "
+    "or missing. Then write a revised response that fixes the problems."
+)
+
+
+class ChatTemplateFormat(CnRFormat):
+    name = "chat"
+    description = "the tokenizer's chat template; user turn = prompt + response, assistant turn = critique + revision"
+    append_eos = False  # the template closes the assistant turn itself
+    uses_chat_template = True
+
+    def messages(self, prompt: str, response: str, *, system: str | None = None) -> list[dict[str, str]]:
+        msgs = [{"role": "system", "content": system}] if system else []
+        msgs.append({"role": "user", "content": f"{render_sections(prompt, response)}{INSTRUCTION}"})
+        return msgs
+
+    @staticmethod
+    def assistant_content(critique: str, revision: str) -> tuple[str, tuple[int, int], tuple[int, int]]:
+        head = f"{MARKERS['Critique']}\n"
+        answer, (cs, ce), (rs, re_) = render_answer(critique, revision)
+        return head + answer, (cs + len(head), ce + len(head)), (rs + len(head), re_ + len(head))
+
+    @staticmethod
+    def _templater(tokenizer: Any) -> Any:
+        if tokenizer is None or not getattr(tokenizer, "chat_template", None):
+            name = getattr(tokenizer, "name_or_path", None) or "the tokenizer"
+            raise ValueError(
+                f"format 'chat' needs a tokenizer with a chat template, and {name} has none: "
+                "set `chat_template:` in the axolotl config or use `cnr_format: plain`"
+            )
+        return tokenizer
+
+    def render_input(self, prompt: str, response: str, *, system: str | None = None, tokenizer: Any = None) -> str:
+        tok = self._templater(tokenizer)
+        return tok.apply_chat_template(self.messages(prompt, response, system=system),
+                                       tokenize=False, add_generation_prompt=True)
+
+    def render(self, prompt: str, response: str, critique: str, revision: str, *,
+               system: str | None = None, tokenizer: Any = None) -> Rendered:
+        tok = self._templater(tokenizer)
+        msgs = self.messages(prompt, response, system=system)
+        content, c_span, r_span = self.assistant_content(critique, revision)
+        head = tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+        full = tok.apply_chat_template(msgs + [{"role": "assistant", "content": content}], tokenize=False)
+        if not full.startswith(head):
+            raise ValueError("the chat template renders the conversation so that the prompt part is not a "
+                             "prefix of the full text; format 'chat' cannot mask the input with it")
+        target = full[len(head):]
+        at = target.find(content)
+        if at < 0:
+            raise ValueError("the chat template changed the assistant text (stripped or rewrote it); "
+                             "use `cnr_format: plain` with this model")
+        return Rendered(head, target, (c_span[0] + at, c_span[1] + at), (r_span[0] + at, len(target)))

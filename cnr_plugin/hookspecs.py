@@ -1,0 +1,41 @@
+"""pluggy hook specifications of cnr-plugin (project name ``cnr``).
+
+A plugin is a module or object with functions marked ``@cnr_plugin.hookimpl``, registered by
+an entry point of group ``cnr_plugin``::
+
+    # pyproject.toml of your package
+    [project.entry-points.cnr_plugin]
+    my_format = "my_package.cnr_format"
+
+The built-in formats and judges (``cnr_plugin/default_plugins/``) are registered the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("cnr")
+hookimpl = pluggy.HookimplMarker("cnr")
+
+
+@hookspec
+def register_formats(register: Callable[[Any], None]) -> None:
+    """Register CnR text formats.
+
+    Call ``register(fmt)`` with an instance of a :class:`cnr_plugin.formats.CnRFormat`
+    subclass for each format. Its ``name`` is what ``cnr_format:`` in an axolotl config and
+    ``format`` in the evaluation metadata select. Names must be unique across plugins.
+    """
+
+
+@hookspec
+def register_judges(register: Callable[[str, Callable[..., Any]], None]) -> None:
+    """Register pairwise judges.
+
+    Call ``register(name, factory)``; ``factory(**options)`` returns an object with
+    ``judge(pairs) -> list[Verdict]`` (see :mod:`cnr_plugin.judging`). ``name`` is what the
+    ``judge:`` key of a judge YAML selects.
+    """

