@@ -15,7 +15,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
-__all__ = ["CnRRecord", "CnRDataError", "read_records", "iter_records", "validate_row"]
+__all__ = ["CnRRecord", "ResponseRecord", "CnRDataError", "read_records", "read_responses", "iter_records",
+           "validate_row"]
 
 
 class CnRDataError(ValueError):
@@ -89,6 +90,27 @@ class CnRRecord(BaseModel):
         return "\n\n".join(parts)
 
 
+class ResponseRecord(BaseModel):
+    """A (prompt, response) pair to be critiqued and revised at evaluation time."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
+
+    prompt: str
+    response: str
+    id: str | None = None
+    system: str | None = None
+    meta: dict[str, Any] | None = None
+
+    _id_to_str = field_validator("id", mode="before")(CnRRecord._id_to_str.__func__)
+
+    @field_validator("prompt", "response")
+    @classmethod
+    def _not_empty(cls, v: str) -> str:
+        if not v:
+            raise ValueError("must not be empty")
+        return v
+
+
 def _first_error(exc: ValidationError) -> tuple[str | None, str]:
     err = exc.errors()[0]
     loc = [str(p) for p in err["loc"]]
@@ -103,12 +125,13 @@ def _first_error(exc: ValidationError) -> tuple[str | None, str]:
     return field, msg
 
 
-def validate_row(row: Any, source: str = "<row>", line: int | None = None, unit: str = "line") -> CnRRecord:
+def validate_row(row: Any, source: str = "<row>", line: int | None = None, unit: str = "line",
+                 model: type[BaseModel] = CnRRecord) -> Any:
     """Validate one decoded row; raise :class:`CnRDataError` naming where and which field."""
     if not isinstance(row, dict):
         raise CnRDataError(source, line, f"expected a JSON object, got {type(row).__name__}", unit=unit)
     try:
-        return CnRRecord.model_validate(row)
+        return model.model_validate(row)
     except ValidationError as exc:
         field, msg = _first_error(exc)
         raise CnRDataError(source, line, msg, field=field, unit=unit) from None
@@ -175,8 +198,8 @@ def _iter_parquet(path: Path) -> Iterator[tuple[int, Any]]:
         yield i, {k: v for k, v in row.items() if v is not None}
 
 
-def iter_records(path: str | Path) -> Iterator[CnRRecord]:
-    """Yield validated records from a .jsonl, .json or .parquet file."""
+def iter_records(path: str | Path, model: type[BaseModel] = CnRRecord) -> Iterator[Any]:
+    """Yield validated records (``model``: CnR records by default) from a .jsonl, .json or .parquet file."""
     path = Path(path)
     if not path.exists():
         raise CnRDataError(str(path), None, "file not found")
@@ -191,7 +214,7 @@ def iter_records(path: str | Path) -> Iterator[CnRRecord]:
         raise CnRDataError(str(path), None, f"unknown file type '{suffix}' (use .jsonl, .json or .parquet)")
     seen: dict[str, int | None] = {}
     for line, row in rows:
-        record = validate_row(row, str(path), line, unit=unit)
+        record = validate_row(row, str(path), line, unit=unit, model=model)
         if record.id is not None:
             if record.id in seen:
                 raise CnRDataError(str(path), line, f"duplicate id {record.id!r} (first at {unit} {seen[record.id]})",
@@ -205,3 +228,16 @@ def read_records(paths: str | Path | Iterable[str | Path]) -> list[CnRRecord]:
     if isinstance(paths, (str, Path)):
         paths = [paths]
     return [rec for p in paths for rec in iter_records(p)]
+
+
+def read_responses(path: str | Path) -> list[ResponseRecord]:
+    """Read (prompt, response) pairs to be revised; ids default to the 1-based position."""
+    rows = list(iter_records(path, model=ResponseRecord))
+    if not rows:
+        raise CnRDataError(str(path), None, "no (prompt, response) pairs in the file")
+    out = [r if r.id is not None else r.model_copy(update={"id": str(i)}) for i, r in enumerate(rows, start=1)]
+    ids = [r.id for r in out]
+    if len(set(ids)) != len(ids):
+        raise CnRDataError(str(path), None, "ids repeat once positions fill in missing ones; give every row an id",
+                           field="id")
+    return out

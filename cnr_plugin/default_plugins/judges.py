@@ -1,8 +1,21 @@
-"""The built-in judges (filled in by the evaluation half)."""
+"""The built-in judges: an OpenAI-compatible endpoint, and a programmatic oracle."""
 
 from cnr_plugin.hookspecs import hookimpl
 
 
+def _openai(config):
+    from cnr_plugin.judging.openai_judge import OpenAIJudge
+
+    return OpenAIJudge(config)
+
+
+def _oracle(config):
+    from cnr_plugin.judging.oracle import OracleJudge
+
+    return OracleJudge(config)
+
+
 @hookimpl
 def register_judges(register):
-    pass
+    register("openai", _openai)
+    register("oracle", _oracle)

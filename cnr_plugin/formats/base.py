@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any, ClassVar, Protocol
 
 SECTIONS = ("Prompt", "Response", "Critique", "Revision")
@@ -42,6 +43,14 @@ class Rendered:
     target: str
     critique_span: tuple[int, int]
     revision_span: tuple[int, int]
+
+
+@dataclass(frozen=True)
+class Prompted:
+    """What the reviser is asked: plain text, or chat messages for the host to template."""
+
+    text: str | None = None
+    messages: list[dict[str, str]] | None = None
 
 
 @dataclass(frozen=True)
@@ -130,6 +139,13 @@ class CnRFormat:
         """Render a :class:`~cnr_plugin.records.CnRRecord`."""
         return self.render(record.prompt, record.response, record.critique_text, record.revision,
                            system=record.system, tokenizer=tokenizer)
+
+    def prompt(self, prompt: str, response: str, *, system: str | None = None,
+               examples: Sequence[Any] = ()) -> Prompted:
+        """The reviser's request at evaluation time, with optional solved examples (records)
+        before it, for models that were not trained on the format."""
+        shots = "".join(f"{r.input}{r.target}\n\n" for r in (self.render_record(ex) for ex in examples))
+        return Prompted(text=shots + self.render_input(prompt, response, system=system))
 
     def parse(self, generation: str) -> Parsed:
         return parse_generation(generation)

@@ -7,9 +7,10 @@ whatever applies the template: the tokenizer when training, the lm-eval model wh
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from .base import MARKERS, CnRFormat, Rendered, render_answer, render_sections
+from .base import MARKERS, CnRFormat, Prompted, Rendered, render_answer, render_sections
 
 INSTRUCTION = (
     "Critique the response to the prompt above: say what is good about it and what is wrong "
@@ -27,6 +28,16 @@ class ChatTemplateFormat(CnRFormat):
         msgs = [{"role": "system", "content": system}] if system else []
         msgs.append({"role": "user", "content": f"{render_sections(prompt, response)}{INSTRUCTION}"})
         return msgs
+
+    def prompt(self, prompt: str, response: str, *, system: str | None = None,
+               examples: Sequence[Any] = ()) -> Prompted:
+        msgs = [{"role": "system", "content": system}] if system else []
+        for ex in examples:
+            content, _, _ = self.assistant_content(ex.critique_text, ex.revision)
+            msgs += [m for m in self.messages(ex.prompt, ex.response) if m["role"] == "user"]
+            msgs.append({"role": "assistant", "content": content})
+        msgs += [m for m in self.messages(prompt, response) if m["role"] == "user"]
+        return Prompted(messages=msgs)
 
     @staticmethod
     def assistant_content(critique: str, revision: str) -> tuple[str, tuple[int, int], tuple[int, int]]:

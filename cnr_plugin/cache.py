@@ -1,0 +1,65 @@
+"""A crash-safe sqlite cache for judge verdicts and revisions.
+
+WAL journal, one row per key, written as soon as a result arrives: a run killed at any point
+keeps everything it finished, and the next run asks only for what is missing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any
+
+
+def default_cache_path() -> Path:
+    base = os.environ.get("CNR_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "cnr-plugin"
+    return Path(base) / "cache.sqlite"
+
+
+def make_key(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+class Cache:
+    """Key-value rows in named tables (``judge``, ``revision``); values are JSON."""
+
+    def __init__(self, path: str | Path | None = None):
+        self.path = Path(path) if path else default_cache_path()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self.hits = 0
+        self.misses = 0
+        con = self._con()
+        con.execute("PRAGMA journal_mode=WAL")
+        for table in ("judge", "revision"):
+            con.execute(f"CREATE TABLE IF NOT EXISTS {table} (key TEXT PRIMARY KEY, value TEXT NOT NULL, "
+                        "created REAL DEFAULT (unixepoch('subsec')))")
+        con.commit()
+
+    def _con(self) -> sqlite3.Connection:
+        con = getattr(self._local, "con", None)
+        if con is None:
+            con = sqlite3.connect(self.path, timeout=60)
+            con.execute("PRAGMA synchronous=NORMAL")
+            self._local.con = con
+        return con
+
+    def get(self, table: str, key: str) -> Any | None:
+        row = self._con().execute(f"SELECT value FROM {table} WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            self.misses += 1
+            return None
+        self.hits += 1
+        return json.loads(row[0])
+
+    def put(self, table: str, key: str, value: Any) -> None:
+        con = self._con()
+        con.execute(f"INSERT OR REPLACE INTO {table} (key, value) VALUES (?, ?)", (key, json.dumps(value)))
+        con.commit()
+
+    def count(self, table: str) -> int:
+        return self._con().execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]

@@ -1,0 +1,66 @@
+"""The ``openai`` judge: any OpenAI-compatible chat endpoint through the ``openai`` client.
+
+Retries (with exponential backoff, honouring ``Retry-After``) are the client's own, bounded by
+``max_retries``; what still fails is returned as a ``failed`` verdict, never as a tie.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .base import VERDICT_JSON_SCHEMA, JudgePair, Verdict, parse_verdict, render_judge_prompt
+from .config import JudgeConfig, JudgeConfigError
+
+
+class OpenAIJudge:
+    cacheable = True
+
+    def __init__(self, config: JudgeConfig):
+        if not config.model or not config.base_url:
+            raise JudgeConfigError("the openai judge needs `model:` and `base_url:`")
+        try:
+            import openai
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise JudgeConfigError("the openai judge needs `pip install \"cnr-plugin[eval]\"`") from exc
+        self.config = config
+        self._openai = openai
+        self.client = openai.OpenAI(base_url=config.base_url, api_key=config.api_key(),
+                                    max_retries=config.max_retries, timeout=config.timeout_s)
+
+    def check_reachable(self) -> None:
+        """Fail fast, before any generation, when the judge endpoint does not answer."""
+        import httpx
+
+        url = self.config.base_url.rstrip("/") + "/models"
+        try:
+            httpx.get(url, timeout=min(self.config.timeout_s, 10.0))
+        except httpx.HTTPError as exc:
+            raise JudgeConfigError(f"judge endpoint {self.config.base_url} is unreachable: "
+                                   f"{type(exc).__name__}") from None
+
+    def _request(self, pair: JudgePair) -> dict[str, Any]:
+        kwargs: dict[str, Any] = dict(
+            model=self.config.model,
+            messages=[{"role": "user", "content": render_judge_prompt(self.config.prompt_template, pair)}],
+            temperature=self.config.temperature,
+            max_tokens=self.config.max_tokens,
+        )
+        if self.config.verdict_format == "json" and self.config.structured_output == "json_schema":
+            kwargs["response_format"] = {"type": "json_schema", "json_schema": {
+                "name": "verdict", "strict": True, "schema": VERDICT_JSON_SCHEMA}}
+        elif self.config.verdict_format == "json" and self.config.structured_output == "json_object":
+            kwargs["response_format"] = {"type": "json_object", "schema": VERDICT_JSON_SCHEMA}
+        return kwargs
+
+    def judge_one(self, pair: JudgePair) -> Verdict:
+        try:
+            completion = self.client.chat.completions.create(**self._request(pair))
+        except self._openai.APIStatusError as exc:
+            return Verdict(None, "failed", "", f"HTTP {exc.status_code} after {self.config.max_retries} retries")
+        except self._openai.APIError as exc:  # connection errors and timeouts, after retries
+            return Verdict(None, "failed", "", f"{type(exc).__name__} after {self.config.max_retries} retries")
+        choice = completion.choices[0] if completion.choices else None
+        content = (choice.message.content or "") if choice is not None else ""
+        if not content.strip():
+            return Verdict(None, "unparsed", content, "empty reply")
+        return parse_verdict(content, self.config.verdict_format)

@@ -1,0 +1,108 @@
+"""``--model cnr``: the CnR reviser around any lm-eval model.
+
+    lm_eval --model cnr --model_args inner=hf,pretrained=runs/cnr-tiny-cpu --tasks cnr_winrate
+
+lm-eval sends each request type to the model in one pass and only then scores, so the K
+iterations cannot be ordinary task requests. This wrapper receives the task's documents, runs
+the critique-and-revise loop with the inner model (one ``generate_until`` batch per
+iteration, so hf / vllm / API models batch as usual) and returns every iteration's critique
+and revision; the task's filter judges them and its metrics turn verdicts into win rates.
+Model arguments other than those below go to the inner model unchanged.
+
+Own arguments: ``inner`` (lm-eval model name, required), ``cache_revisions`` (true: keep
+revisions in the sqlite cache, for resuming long runs), ``cache`` (cache file path).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from lm_eval.api.instance import Instance
+from lm_eval.api.model import LM
+from lm_eval.api.registry import get_model
+from lm_eval.utils import simple_parse_args_string
+
+from cnr_plugin.cache import Cache
+from cnr_plugin.formats import Prompted
+from cnr_plugin.plugins import get_format
+from cnr_plugin.revise import revise
+
+from .docs import RunConfig, doc_items, examples_for
+
+OWN_ARGS = ("inner", "cache_revisions", "cache")
+
+
+def _truthy(v: Any) -> bool:
+    return v is True or str(v).lower() in ("1", "true", "yes")
+
+
+class LMEvalBackend:
+    """One ``generate_until`` batch of the inner lm-eval model per call."""
+
+    def __init__(self, inner: LM, gen_kwargs: dict[str, Any], identity: str):
+        self.inner, self.gen_kwargs, self.identity = inner, gen_kwargs, identity
+
+    def generate(self, requests: list[Prompted]) -> list[str]:
+        instances = []
+        for i, req in enumerate(requests):
+            context = req.text if req.messages is None else self.inner.apply_chat_template(req.messages)
+            instances.append(Instance(request_type="generate_until", doc={}, arguments=(context, dict(self.gen_kwargs)),
+                                      idx=0, metadata=("cnr_revise", i, 1)))
+        return [str(out) for out in self.inner.generate_until(instances)]
+
+
+class CnRLM(LM):
+    def __init__(self, inner_lm: LM, inner_name: str, inner_args: str, cache_revisions: bool = False,
+                 cache: str | None = None):
+        super().__init__()
+        self.inner = inner_lm
+        self.identity = f"lm_eval:{inner_name}:{inner_args}"
+        self.cache = Cache(cache) if cache_revisions else None
+
+    @classmethod
+    def _split(cls, args: dict[str, Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
+        args = dict(args)
+        inner = args.pop("inner", None)
+        if not inner:
+            raise ValueError("--model cnr wraps another lm-eval model: give it as --model_args inner=<model>,... "
+                             "(e.g. inner=hf,pretrained=runs/cnr-tiny-cpu)")
+        if inner == "cnr":
+            raise ValueError("--model cnr cannot wrap itself (inner=cnr)")
+        own = {k: args.pop(k) for k in OWN_ARGS if k in args}
+        return inner, own, args
+
+    @classmethod
+    def create_from_arg_string(cls, arg_string: str, additional_config: dict | None = None) -> CnRLM:
+        inner, own, rest = cls._split(simple_parse_args_string(arg_string))
+        inner_args = ",".join(f"{k}={v}" for k, v in rest.items())
+        inner_lm = get_model(inner).create_from_arg_string(inner_args, additional_config)
+        return cls(inner_lm, inner, inner_args, _truthy(own.get("cache_revisions", False)), own.get("cache"))
+
+    @classmethod
+    def create_from_arg_obj(cls, arg_dict: dict, additional_config: dict | None = None) -> CnRLM:
+        inner, own, rest = cls._split(arg_dict)
+        inner_lm = get_model(inner).create_from_arg_obj(rest, additional_config)
+        return cls(inner_lm, inner, json.dumps(rest, sort_keys=True, default=str),
+                   _truthy(own.get("cache_revisions", False)), own.get("cache"))
+
+    def generate_until(self, requests: list[Instance], disable_tqdm: bool = False) -> list[str]:
+        if not requests:
+            return []
+        docs = [req.doc for req in requests]
+        run = RunConfig.from_doc(docs[0])
+        fmt = get_format(run.format)
+        gen_kwargs = dict(requests[0].args[1])
+        until = list(gen_kwargs.get("until") or [])
+        gen_kwargs["until"] = until + [s for s in fmt.stop_sequences() if s not in until]
+        gen_kwargs["max_gen_toks"] = run.max_gen_toks
+        backend = LMEvalBackend(self.inner, gen_kwargs, f"{self.identity}:{json.dumps(gen_kwargs, sort_keys=True)}")
+        steps = revise(doc_items(docs), fmt, backend, run.iterations, examples=examples_for(run),
+                       cache=self.cache, progress=not disable_tqdm)
+        return [json.dumps({"steps": [s.as_dict() for s in steps[doc["id"]]]}) for doc in docs]
+
+    def loglikelihood(self, requests, disable_tqdm: bool = False):
+        raise NotImplementedError("--model cnr only serves the cnr_winrate tasks (generate_until)")
+
+    def loglikelihood_rolling(self, requests, disable_tqdm: bool = False):
+        raise NotImplementedError("--model cnr only serves the cnr_winrate tasks (generate_until)")

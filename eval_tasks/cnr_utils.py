@@ -1,0 +1,9 @@
+"""The task functions of cnr_winrate.yaml.
+
+lm-eval resolves ``!function cnr_utils.<name>`` by loading the file ``cnr_utils.py`` beside the
+YAML (not by importing a dotted path), so this short module re-exports them from the package.
+"""
+
+from cnr_plugin.lm_eval.tasks import ci95_hi, ci95_lo, doc_to_text, judge, load_docs, process_results, total
+
+__all__ = ["load_docs", "doc_to_text", "judge", "process_results", "total", "ci95_lo", "ci95_hi"]
