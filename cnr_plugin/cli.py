@@ -17,9 +17,11 @@ class _CnRGroup(click.Group):
     def invoke(self, ctx: click.Context):
         from .plugins import PluginError
 
+        from .judging import JudgeConfigError, TooManyFailures
+
         try:
             return super().invoke(ctx)
-        except (CnRDataError, PluginError, FileNotFoundError) as exc:
+        except (CnRDataError, PluginError, JudgeConfigError, TooManyFailures, FileNotFoundError) as exc:
             raise click.ClickException(str(exc)) from None
 
 
@@ -119,6 +121,123 @@ def check_memory(configs: tuple[Path, ...], as_json: bool) -> None:
     click.echo(json.dumps([r.as_dict() for r in reports], indent=2) if as_json else format_table(reports))
     if not all(r.fits for r in reports):
         sys.exit(1)
+
+
+def _write_jsonl(path: Path, rows: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    tmp.replace(path)
+
+
+@main.command()
+@click.argument("responses", type=click.Path(exists=True, path_type=Path))
+@click.option("--base-url", required=True, help="OpenAI-compatible server of the reviser, e.g. http://127.0.0.1:8000/v1")
+@click.option("--model", "model_name", required=True, help="model name the server knows")
+@click.option("--api-key-env", default=None, help="environment variable with the server's API key")
+@click.option("--iterations", type=click.IntRange(1, 50), default=5, show_default=True)
+@click.option("--format", "fmt_name", default="plain", show_default=True,
+              help="plain uses /completions; chat formats use /chat/completions")
+@click.option("--fewshot", type=int, default=0, show_default=True, help="solved examples before each request")
+@click.option("--max-tokens", type=int, default=512, show_default=True)
+@click.option("--concurrency", type=int, default=8, show_default=True)
+@click.option("--cache/--no-cache", default=True, show_default=True, help="keep revisions in the sqlite cache")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="revisions jsonl to write")
+def revise(responses: Path, base_url: str, model_name: str, api_key_env: str | None, iterations: int, fmt_name: str,
+           fewshot: int, max_tokens: int, concurrency: int, cache: bool, out: Path) -> None:
+    """Run K critique-and-revise iterations of a served model over a responses jsonl (outside lm-eval)."""
+    import os
+
+    from .cache import Cache
+    from .lm_eval.docs import RunConfig, examples_for
+    from .plugins import get_format
+    from .records import read_responses
+    from .revise import Item, OpenAIBackend
+    from .revise import revise as run_revise
+
+    fmt = get_format(fmt_name)
+    pairs = read_responses(responses)
+    key = os.environ.get(api_key_env, "") if api_key_env else "no-key"
+    if api_key_env and not key:
+        raise click.ClickException(f"${api_key_env} is not set")
+    backend = OpenAIBackend(base_url, model_name, api_key=key, max_tokens=max_tokens, stop=fmt.stop_sequences(),
+                            concurrency=concurrency)
+    items = [Item(p.id, p.prompt, p.response, p.system, p.meta or {}) for p in pairs]
+    examples = examples_for(RunConfig(fewshot=fewshot))
+    steps = run_revise(items, fmt, backend, iterations, examples=examples, cache=Cache() if cache else None)
+    _write_jsonl(out, [{"id": it.id, "prompt": it.prompt, "response": it.response, "meta": it.meta,
+                        "steps": [s.as_dict() for s in steps[it.id]], "final": steps[it.id][-1].result}
+                       for it in items])
+    failures = sum(s.revision is None for st in steps.values() for s in st)
+    click.echo(f"{len(items)} responses x {iterations} iterations -> {out} ({failures} generations unparsed)")
+
+
+@main.command()
+@click.argument("baseline", type=click.Path(exists=True, path_type=Path))
+@click.argument("candidate", type=click.Path(exists=True, path_type=Path))
+@click.option("--judge", "judge_spec", default="default", show_default=True, help="judge YAML")
+@click.option("--compare-previous", is_flag=True, help="also judge iteration i against i-1 (revise output)")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="folder for cnr_results.json")
+@click.option("--name", default=None, help="run name in tables and plots")
+def judge(baseline: Path, candidate: Path, judge_spec: str, compare_previous: bool, out: Path, name: str | None) -> None:
+    """Judge CANDIDATE against BASELINE pairwise, by id, in both position orders.
+
+    CANDIDATE is a (prompt, response) jsonl, or the output of `cnr revise` (then every
+    iteration is judged against the baseline response).
+    """
+    from .cache import Cache
+    from .judging import Comparison, JudgeRunner, load_judge_config, make_judge, summarize
+    from .plugins import plugin_versions
+    from .records import read_responses
+
+    base = {r.id: r for r in read_responses(baseline)}
+    cand_rows = [json.loads(line) for line in candidate.read_text().splitlines() if line.strip()]
+    config = load_judge_config(judge_spec)
+    judge_impl = make_judge(config)
+    judge_impl.check_reachable()
+    comparisons = []
+    for i, row in enumerate(cand_rows, start=1):
+        rid = str(row.get("id", i))
+        if rid not in base:
+            raise click.ClickException(f"{candidate}:{i}: id {rid!r} is not in {baseline}")
+        b = base[rid]
+        results = [(s["iteration"], s["result"]) for s in row["steps"]] if "steps" in row else [(1, row["response"])]
+        previous = b.response
+        for it, text in results:
+            comparisons.append(Comparison(rid, it, "original", b.prompt, text, b.response, b.meta or {}))
+            if compare_previous and it > 1:
+                comparisons.append(Comparison(rid, it, "previous", b.prompt, text, previous, b.meta or {}))
+            previous = text
+    runner = JudgeRunner(judge_impl, config, Cache())
+    judged = runner.judge_comparisons(comparisons)
+    summary = summarize(judged, config.max_failed_fraction)
+    out.mkdir(parents=True, exist_ok=True)
+    _write_jsonl(out / "judgments.jsonl", [j.as_dict() for j in judged])
+    result = {"name": name or candidate.stem, **summary, "judge_calls": runner.calls,
+              "judge_cache_hits": runner.cache_hits, "judge": config.fingerprint(), "plugins": plugin_versions()}
+    (out / "cnr_results.json").write_text(json.dumps(result, indent=2))
+    from .report import format_table, load_runs
+
+    click.echo(format_table(load_runs([out / "cnr_results.json"])))
+    click.echo(f"{runner.calls} judge calls, {runner.cache_hits} from cache -> {out / 'cnr_results.json'}")
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--plot", "plot_path", type=click.Path(path_type=Path), default=None,
+              help="PNG to write (default: <first path>/cnr_winrate.png)")
+def report(paths: tuple[Path, ...], plot_path: Path | None) -> None:
+    """Win rate vs iteration from lm-eval output folders or `cnr judge` results: table + PNG.
+
+    Several PATHS overlay several runs in one plot.
+    """
+    from .report import format_table, load_runs, plot
+
+    runs = load_runs(list(paths))
+    click.echo(format_table(runs))
+    first = paths[0] if paths[0].is_dir() else paths[0].parent
+    png = plot(runs, plot_path or first / "cnr_winrate.png")
+    click.echo(f"plot: {png}")
 
 
 @main.command("paths")

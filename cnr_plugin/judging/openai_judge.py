@@ -29,14 +29,16 @@ class OpenAIJudge:
 
     def check_reachable(self) -> None:
         """Fail fast, before any generation, when the judge endpoint does not answer."""
-        import httpx
-
-        url = self.config.base_url.rstrip("/") + "/models"
+        client = self.client.with_options(max_retries=0, timeout=min(self.config.timeout_s, 10.0))
         try:
-            httpx.get(url, timeout=min(self.config.timeout_s, 10.0))
-        except httpx.HTTPError as exc:
+            client.models.list()
+        except self._openai.APIConnectionError as exc:  # includes timeouts
             raise JudgeConfigError(f"judge endpoint {self.config.base_url} is unreachable: "
                                    f"{type(exc).__name__}") from None
+        except self._openai.AuthenticationError:
+            raise JudgeConfigError(f"judge endpoint {self.config.base_url} rejected the API key (HTTP 401)") from None
+        except self._openai.APIStatusError:
+            pass  # it answers; some servers have no /models
 
     def _request(self, pair: JudgePair) -> dict[str, Any]:
         kwargs: dict[str, Any] = dict(

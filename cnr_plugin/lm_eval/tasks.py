@@ -12,14 +12,39 @@ import logging
 from typing import Any
 
 from cnr_plugin.cache import Cache
-from cnr_plugin.judging import (Comparison, JudgeConfigError, JudgeRunner, bootstrap_ci, load_judge_config,
-                                make_judge, summarize)
+from cnr_plugin.judging import (Comparison, JudgeConfigError, JudgeRunner, TooManyFailures, bootstrap_ci,
+                                load_judge_config, make_judge, summarize)
 from cnr_plugin.plugins import get_format
 
 from .docs import RunConfig, make_docs
 
 LOG = logging.getLogger("cnr_plugin.lm_eval")
 RUN_KEYS = frozenset(RunConfig.model_fields)
+
+
+class CnRRunError(SystemExit):
+    """A cnr_winrate run that cannot go on. A SystemExit, so that the ``lm_eval`` command ends
+    with this one line (exit status 1) instead of a traceback; catch it as ``SystemExit`` or
+    ``CnRRunError`` when calling lm-eval from Python."""
+
+    def __init__(self, message: str):
+        super().__init__(f"cnr_winrate: {message}")
+
+
+def _check(fn, *args, **kwargs):
+    """Run a check; turn the plugin's own errors into a one-line CnRRunError."""
+    from pydantic import ValidationError
+
+    from cnr_plugin.plugins import PluginError
+    from cnr_plugin.records import CnRDataError
+
+    try:
+        return fn(*args, **kwargs)
+    except (CnRDataError, PluginError, JudgeConfigError, TooManyFailures, FileNotFoundError) as exc:
+        raise CnRRunError(str(exc)) from None
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise CnRRunError(f"--metadata '{'.'.join(map(str, err['loc']))}': {err['msg']}") from None
 
 
 def load_docs(**kwargs: Any):
@@ -31,15 +56,15 @@ def load_docs(**kwargs: Any):
     import datasets
 
     if "inner" not in kwargs:
-        raise ValueError("cnr_winrate runs through the CnR reviser wrapper: use --model cnr --model_args "
-                         "inner=<your lm-eval model>,<its arguments> (e.g. inner=hf,pretrained=runs/cnr-tiny-cpu)")
-    run = RunConfig.model_validate({k: v for k, v in kwargs.items() if k in RUN_KEYS})
-    get_format(run.format)
-    judge_config = load_judge_config(run.judge)
-    judge = make_judge(judge_config)
+        raise CnRRunError("the reviser runs through the CnR wrapper model: use --model cnr --model_args "
+                          "inner=<your lm-eval model>,<its arguments> (e.g. inner=hf,pretrained=runs/cnr-tiny-cpu)")
+    run = _check(RunConfig.model_validate, {k: v for k, v in kwargs.items() if k in RUN_KEYS})
+    _check(get_format, run.format)
+    docs = _check(make_docs, run)
+    judge_config = _check(load_judge_config, run.judge)
+    judge = _check(make_judge, judge_config)
     if judge_config.check_reachable:
-        judge.check_reachable()
-    docs = make_docs(run)
+        _check(judge.check_reachable)
     LOG.info("cnr_winrate: %d responses, %d iterations, judge %s", len(docs), run.iterations, judge_config.judge)
     return datasets.DatasetDict({"test": datasets.Dataset.from_list(docs)})
 
@@ -66,7 +91,7 @@ def judge(resps: list[list[str]], docs: list[dict[str, Any]]) -> list[str]:
         try:
             data = json.loads(resp[0])
         except (json.JSONDecodeError, IndexError, TypeError):
-            raise ValueError("cnr_winrate needs --model cnr (got a plain generation instead of CnR iterations)") from None
+            raise CnRRunError("needs --model cnr (got a plain generation instead of CnR iterations)") from None
         meta = json.loads(doc.get("meta") or "{}")
         previous = doc["response"]
         for step in data["steps"]:
@@ -78,7 +103,7 @@ def judge(resps: list[list[str]], docs: list[dict[str, Any]]) -> list[str]:
             previous = step["result"]
         outputs.append(data)
     judged = runner.judge_comparisons(comparisons)
-    summary = summarize(judged, config.max_failed_fraction)
+    summary = _check(summarize, judged, config.max_failed_fraction)
     LOG.info("cnr_winrate: %d judge calls, %d cache hits", runner.calls, runner.cache_hits)
     by_doc: dict[str, list[dict[str, Any]]] = {}
     for j in judged:
@@ -124,5 +149,4 @@ def ci95_hi(items: list[float]) -> float:
     return bootstrap_ci(items)[1]
 
 
-__all__ = ["load_docs", "doc_to_text", "judge", "process_results", "total", "ci95_lo", "ci95_hi",
-           "JudgeConfigError"]
+__all__ = ["load_docs", "doc_to_text", "judge", "process_results", "total", "ci95_lo", "ci95_hi", "CnRRunError"]

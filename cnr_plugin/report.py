@@ -1,0 +1,105 @@
+"""Tables and plots of win rate against iteration, from lm-eval results or ``cnr judge`` output."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+RESULT_KEY = re.compile(r"^winrate_iter(\d+)(_ci95_lo|_ci95_hi)?,")
+
+
+@dataclass
+class Run:
+    name: str
+    source: str
+    # iteration -> (win rate, ci low, ci high)
+    points: dict[int, tuple[float, float, float]] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _from_lm_eval(path: Path, data: dict[str, Any]) -> Run | None:
+    res = data.get("results", {}).get("cnr_winrate")
+    if not res:
+        return None
+    vals: dict[int, dict[str, float]] = {}
+    for key, value in res.items():
+        m = RESULT_KEY.match(key)
+        if m and isinstance(value, (int, float)):
+            vals.setdefault(int(m.group(1)), {})[m.group(2) or "mean"] = float(value)
+    args = (data.get("config") or {}).get("model_args") or {}
+    if isinstance(args, str):
+        args = dict(kv.split("=", 1) for kv in args.split(",") if "=" in kv)
+    model = str(args.get("peft") or args.get("pretrained") or args.get("model") or path.parent.name)
+    name = f"{path.parent.parent.name}: {model}"  # lm-eval writes <output_path>/<model>/results_*.json
+    run = Run(name, str(path))
+    for it, v in sorted(vals.items()):
+        run.points[it] = (v.get("mean", float("nan")), v.get("_ci95_lo", float("nan")), v.get("_ci95_hi", float("nan")))
+    run.extra = {k.split(",")[0]: v for k, v in res.items() if k.startswith(("n_", "len_ratio")) and "stderr" not in k}
+    return run
+
+
+def _from_cnr(path: Path, data: dict[str, Any]) -> Run:
+    run = Run(data.get("name") or path.parent.name, str(path))
+    for row in data["rows"]:
+        if row["against"] == "original":
+            run.points[row["iteration"]] = (row["winrate"], *row["ci95"])
+    run.extra = {k: data[k] for k in ("n_comparisons", "n_excluded") if k in data}
+    return run
+
+
+def load_runs(paths: list[str | Path]) -> list[Run]:
+    """Runs from lm-eval output folders / results JSON files, or ``cnr judge`` results."""
+    files: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            files += sorted(p.rglob("results_*.json")) + sorted(p.rglob("cnr_results.json"))
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise FileNotFoundError(f"{p} does not exist")
+    runs = []
+    for f in files:
+        data = json.loads(f.read_text())
+        run = _from_cnr(f, data) if "rows" in data else _from_lm_eval(f, data)
+        if run is not None and run.points:
+            runs.append(run)
+    if not runs:
+        raise FileNotFoundError(f"no cnr_winrate results under {', '.join(map(str, paths))}")
+    return runs
+
+
+def format_table(runs: list[Run]) -> str:
+    lines = [f"{'run':<40} {'iter':>4} {'win rate':>9} {'95% CI':>17}"]
+    for run in runs:
+        for it, (wr, lo, hi) in sorted(run.points.items()):
+            lines.append(f"{run.name[-40:]:<40} {it:>4} {wr:>9.3f}   [{lo:.3f}, {hi:.3f}]")
+    return "\n".join(lines)
+
+
+def plot(runs: list[Run], out: str | Path, title: str = "CnR: win rate of revision vs original") -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
+    for run in runs:
+        its = sorted(run.points)
+        wr = [run.points[i][0] for i in its]
+        err = [[max(0.0, run.points[i][0] - run.points[i][1]) for i in its],
+               [max(0.0, run.points[i][2] - run.points[i][0]) for i in its]]
+        ax.errorbar(its, wr, yerr=err, marker="o", capsize=4, label=run.name[-40:])
+    ax.axhline(0.5, color="grey", linestyle="--", linewidth=1, label="no change (50 %)")
+    ax.set(xlabel="iteration", ylabel="win rate vs original", ylim=(0, 1), title=title)
+    ax.set_xticks(sorted({i for r in runs for i in r.points}))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out)
+    plt.close(fig)
+    return out

@@ -1,0 +1,83 @@
+"""The exact user command, `lm_eval --model cnr ... --tasks cnr_winrate`, against a real local
+model server (SmolLM2-135M-Instruct under llama.cpp) as reviser and judge. Runs in both test
+environments: lm-eval 0.4.11 (axolotl stack) and the newest lm-eval (torch-free)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import write_judge_yaml
+
+pytestmark = pytest.mark.integration
+LM_EVAL = str(Path(sys.executable).parent / "lm_eval")
+
+
+def lm_eval(tmp_path, server, *extra, metadata=None, out="out", cache="cache"):
+    meta = {"iterations": 2, "limit": 3, "fewshot": 1, "judge": str(tmp_path / "judge.yaml"), **(metadata or {})}
+    cmd = [LM_EVAL, "--model", "cnr", "--model_args",
+           f"inner=local-completions,base_url={server.base_url}/completions,model=smollm2,"
+           "tokenizer_backend=None,tokenized_requests=False",
+           "--tasks", "cnr_winrate", "--metadata", json.dumps(meta), "--log_samples", "--output_path",
+           str(tmp_path / out), *extra]
+    env = dict(os.environ, CNR_CACHE_DIR=str(tmp_path / cache))
+    return subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+
+
+def results(tmp_path, out="out"):
+    res = json.loads(next((tmp_path / out).rglob("results_*.json")).read_text())["results"]["cnr_winrate"]
+    samples = [json.loads(line) for line in next((tmp_path / out).rglob("samples_cnr_winrate_*.jsonl")).read_text().splitlines()]
+    return res, samples
+
+
+def test_cnr_winrate_real_server_then_cached(tmp_path, llama_server):
+    write_judge_yaml(tmp_path / "judge.yaml", llama_server)
+    judge_before = llama_server.requests("chat/completions")
+    proc = lm_eval(tmp_path, llama_server)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    res, samples = results(tmp_path)
+    for metric in ("winrate_iter1", "winrate_iter2", "winrate_iter1_ci95_lo", "winrate_iter2_ci95_hi",
+                   "n_items", "n_failed", "n_unparsed", "len_ratio_iter2"):
+        assert f"{metric},judged" in res, metric
+    assert res["n_items,judged"] == 3
+    assert len(samples) == 3
+    pairs = set()
+    for s in samples:
+        data = json.loads(s["filtered_resps"][0] if isinstance(s["filtered_resps"], list) else s["filtered_resps"])
+        assert [st["iteration"] for st in data["steps"]] == [1, 2]
+        assert all(st["generation"] for st in data["steps"])
+        assert {(j["iteration"], j["against"]) for j in data["judgments"]} == {(1, "original"), (2, "original")}
+        doc = s["doc"]
+        for st in data["steps"]:
+            pairs |= {(doc["prompt"], st["result"], doc["response"]), (doc["prompt"], doc["response"], st["result"])}
+    judge_calls = llama_server.requests("chat/completions") - judge_before
+    # 3 items x 2 iterations x 2 orders, less the pairs that repeat (a revision that failed to
+    # parse keeps the previous text, and an identical pair is asked once)
+    assert judge_calls == len(pairs) <= 3 * 2 * 2
+    print(f"\nfirst run: judge calls {judge_calls}; metrics { {k: v for k, v in res.items() if 'stderr' not in k} }")
+
+    judge_before = llama_server.requests("chat/completions")
+    proc = lm_eval(tmp_path, llama_server, out="out2")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert llama_server.requests("chat/completions") == judge_before  # every verdict from the cache
+    res2, _ = results(tmp_path, "out2")
+    assert res2["winrate_iter2,judged"] == res["winrate_iter2,judged"]
+
+
+@pytest.mark.parametrize("metadata, judge_extra, message", [
+    ({"responses": "missing.jsonl"}, {}, "missing.jsonl: file not found"),
+    ({}, {"modle": "x"}, "unknown key 'modle'; did you mean 'model'"),
+    ({}, {"base_url": "http://127.0.0.1:9/v1"}, "is unreachable"),
+])
+def test_bad_input_fails_fast_with_one_line(tmp_path, llama_server, metadata, judge_extra, message):
+    write_judge_yaml(tmp_path / "judge.yaml", llama_server, **judge_extra)
+    before = llama_server.requests("completions")
+    proc = lm_eval(tmp_path, llama_server, metadata=metadata)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1].startswith("cnr_winrate: ")
+    assert message in proc.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in proc.stderr
+    assert llama_server.requests("completions") == before  # nothing was generated
