@@ -240,6 +240,16 @@ def report(paths: tuple[Path, ...], plot_path: Path | None) -> None:
     click.echo(f"plot: {png}")
 
 
+@main.command("lm-eval", context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
+                                           "help_option_names": []})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def lm_eval_cmd(args: tuple[str, ...]) -> None:
+    """`lm_eval` with cnr_winrate and `--model cnr` available (also in editable installs)."""
+    from .lm_eval.cli import main as lm_eval_main
+
+    lm_eval_main(list(args))
+
+
 @main.command("paths")
 def paths_cmd() -> None:
     """Where the shipped configs, evaluation tasks and sample data are."""

@@ -85,3 +85,31 @@ def test_zero3_two_ranks_on_cpu(tmp_path, tiny_falcon):
     from transformers import AutoModelForCausalLM
 
     assert AutoModelForCausalLM.from_pretrained(str(tmp_path / "out")).config.model_type == "falcon"
+
+
+def test_post_train_evaluation_and_axolotl_cnr_eval(tmp_path, tiny_llama):
+    """cnr_eval_post_train runs cnr_winrate on the trained adapter; `axolotl cnr-eval` does it later."""
+    judge = tmp_path / "oracle.yaml"
+    judge.write_text("judge: oracle\nchecker: keywords\n")
+    cfg = tiny_config(tmp_path, tiny_llama, max_steps=2, cnr_eval_post_train=True, cnr_eval_iterations=2,
+                      cnr_eval_limit=2, cnr_eval_max_gen_toks=16, cnr_eval_judge=str(judge))
+    run_train(cfg, env=axolotl_env(CNR_CACHE_DIR=str(tmp_path / "cache")))
+    results = tmp_path / "out" / "cnr_eval"
+    res = json.loads(next(results.rglob("results_*.json")).read_text())
+    assert res["results"]["cnr_winrate"]["n_items,judged"] == 2
+    assert "winrate_iter2,judged" in res["results"]["cnr_winrate"]
+    assert res["config"]["model_args"]["peft"] == str(tmp_path / "out")
+    assert (results / "cnr_winrate.png").stat().st_size > 1000
+
+    import subprocess
+    import yaml
+
+    later = yaml.safe_load(cfg.read_text())
+    later.update(cnr_eval_output_dir=str(tmp_path / "later"), cnr_eval_iterations=1)
+    cfg.write_text(yaml.safe_dump(later))
+    axolotl = str(Path(sys.executable).parent / "axolotl")
+    proc = subprocess.run([axolotl, "cnr-eval", str(cfg), "--device", "cpu"], cwd=tmp_path, capture_output=True,
+                          text=True, env=axolotl_env(CNR_CACHE_DIR=str(tmp_path / "cache")), timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    res = json.loads(next((tmp_path / "later").rglob("results_*.json")).read_text())["results"]["cnr_winrate"]
+    assert "winrate_iter1,judged" in res and "winrate_iter2,judged" not in res

@@ -102,7 +102,12 @@ class CnRPlugin(BasePlugin):
                  cfg["dataset_prepared_path"])
 
     def post_train_unload(self, cfg: Any) -> None:
+        """After training (model saved and unloaded): cnr_winrate on it, once, from rank 0."""
         if not cfg.get("cnr_eval_post_train"):
+            return
+        from axolotl.utils.distributed import is_main_process
+
+        if not is_main_process():
             return
         from .evaluate import evaluate_trained
 

@@ -52,6 +52,13 @@ class _Finder(importlib.abc.MetaPathFinder):
         return spec
 
 
+def register_now() -> None:
+    """Register ``cnr`` in this process now, importing lm-eval's model list first."""
+    import lm_eval.models  # noqa: F401  (registers lm-eval's own models; an empty registry would skip them)
+
+    register()
+
+
 def install() -> None:
     if os.environ.get("CNR_LM_EVAL_AUTOREGISTER", "1") == "0":
         return
