@@ -71,11 +71,15 @@ def load_runs(paths: list[str | Path]) -> list[Run]:
     return runs
 
 
+def _short(name: str, width: int = 48) -> str:
+    return name if len(name) <= width else name[: width // 2 - 1] + "…" + name[-(width - width // 2):]
+
+
 def format_table(runs: list[Run]) -> str:
-    lines = [f"{'run':<40} {'iter':>4} {'win rate':>9} {'95% CI':>17}"]
+    lines = [f"{'run':<48} {'iter':>4} {'win rate':>9} {'95% CI':>17}"]
     for run in runs:
         for it, (wr, lo, hi) in sorted(run.points.items()):
-            lines.append(f"{run.name[-40:]:<40} {it:>4} {wr:>9.3f}   [{lo:.3f}, {hi:.3f}]")
+            lines.append(f"{_short(run.name):<48} {it:>4} {wr:>9.3f}   [{lo:.3f}, {hi:.3f}]")
     return "\n".join(lines)
 
 
@@ -91,7 +95,7 @@ def plot(runs: list[Run], out: str | Path, title: str = "CnR: win rate of revisi
         wr = [run.points[i][0] for i in its]
         err = [[max(0.0, run.points[i][0] - run.points[i][1]) for i in its],
                [max(0.0, run.points[i][2] - run.points[i][0]) for i in its]]
-        ax.errorbar(its, wr, yerr=err, marker="o", capsize=4, label=run.name[-40:])
+        ax.errorbar(its, wr, yerr=err, marker="o", capsize=4, label=_short(run.name))
     ax.axhline(0.5, color="grey", linestyle="--", linewidth=1, label="no change (50 %)")
     ax.set(xlabel="iteration", ylabel="win rate vs original", ylim=(0, 1), title=title)
     ax.set_xticks(sorted({i for r in runs for i in r.points}))

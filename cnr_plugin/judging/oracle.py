@@ -16,11 +16,15 @@ from .config import JudgeConfig, JudgeConfigError
 
 
 def keywords(prompt: str, response: str, meta: dict[str, Any]) -> float:
-    """One point per ``meta['required']`` string present and per ``meta['forbidden']`` string
-    absent (case-insensitive substrings)."""
+    """One point per ``meta['required']`` entry present and per ``meta['forbidden']`` string
+    absent (case-insensitive substrings; a required entry may be a list of alternatives)."""
     text = response.lower()
-    return (sum(str(w).lower() in text for w in meta.get("required", []))
-            + sum(str(w).lower() not in text for w in meta.get("forbidden", [])))
+
+    def has(entry: Any) -> bool:
+        options = entry if isinstance(entry, list) else [entry]
+        return any(str(o).lower() in text for o in options)
+
+    return sum(has(w) for w in meta.get("required", [])) + sum(not has(w) for w in meta.get("forbidden", []))
 
 
 def reference(prompt: str, response: str, meta: dict[str, Any]) -> float:

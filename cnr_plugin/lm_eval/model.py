@@ -28,9 +28,26 @@ from cnr_plugin.formats import Prompted
 from cnr_plugin.plugins import get_format
 from cnr_plugin.revise import revise
 
+from . import CnRRunError
 from .docs import RunConfig, doc_items, examples_for
 
 OWN_ARGS = ("inner", "cache_revisions", "cache")
+
+
+def local_fingerprint(args: dict[str, Any]) -> str:
+    """Names, sizes and mtimes of the files of every argument that is a local directory: a model
+    retrained in place gets new revisions instead of cached ones."""
+    import hashlib
+    from pathlib import Path
+
+    h = hashlib.sha256()
+    for key in sorted(args):
+        path = Path(str(args[key]))
+        if path.is_dir():
+            for f in sorted(p for p in path.rglob("*") if p.is_file()):
+                st = f.stat()
+                h.update(f"{key}:{f.relative_to(path)}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:16]
 
 
 def _truthy(v: Any) -> bool:
@@ -53,11 +70,13 @@ class LMEvalBackend:
 
 
 class CnRLM(LM):
-    def __init__(self, inner_lm: LM, inner_name: str, inner_args: str, cache_revisions: bool = False,
+    def __init__(self, inner_lm: LM, inner_name: str, inner_kwargs: dict[str, Any], cache_revisions: bool = False,
                  cache: str | None = None):
         super().__init__()
         self.inner = inner_lm
-        self.identity = f"lm_eval:{inner_name}:{inner_args}"
+        self.identity = f"lm_eval:{inner_name}:{json.dumps(inner_kwargs, sort_keys=True, default=str)}"
+        if cache_revisions:
+            self.identity += ":" + local_fingerprint(inner_kwargs)
         self.cache = Cache(cache) if cache_revisions else None
 
     @classmethod
@@ -65,10 +84,10 @@ class CnRLM(LM):
         args = dict(args)
         inner = args.pop("inner", None)
         if not inner:
-            raise ValueError("--model cnr wraps another lm-eval model: give it as --model_args inner=<model>,... "
-                             "(e.g. inner=hf,pretrained=runs/cnr-tiny-cpu)")
+            raise CnRRunError("--model cnr wraps another lm-eval model: give it as --model_args inner=<model>,... "
+                              "(e.g. inner=hf,pretrained=runs/cnr-tiny-cpu)")
         if inner == "cnr":
-            raise ValueError("--model cnr cannot wrap itself (inner=cnr)")
+            raise CnRRunError("--model cnr cannot wrap itself (inner=cnr)")
         own = {k: args.pop(k) for k in OWN_ARGS if k in args}
         return inner, own, args
 
@@ -77,14 +96,13 @@ class CnRLM(LM):
         inner, own, rest = cls._split(simple_parse_args_string(arg_string))
         inner_args = ",".join(f"{k}={v}" for k, v in rest.items())
         inner_lm = get_model(inner).create_from_arg_string(inner_args, additional_config)
-        return cls(inner_lm, inner, inner_args, _truthy(own.get("cache_revisions", False)), own.get("cache"))
+        return cls(inner_lm, inner, rest, _truthy(own.get("cache_revisions", False)), own.get("cache"))
 
     @classmethod
     def create_from_arg_obj(cls, arg_dict: dict, additional_config: dict | None = None) -> CnRLM:
         inner, own, rest = cls._split(arg_dict)
         inner_lm = get_model(inner).create_from_arg_obj(rest, additional_config)
-        return cls(inner_lm, inner, json.dumps(rest, sort_keys=True, default=str),
-                   _truthy(own.get("cache_revisions", False)), own.get("cache"))
+        return cls(inner_lm, inner, rest, _truthy(own.get("cache_revisions", False)), own.get("cache"))
 
     def generate_until(self, requests: list[Instance], disable_tqdm: bool = False) -> list[str]:
         if not requests:

@@ -16,19 +16,11 @@ from cnr_plugin.judging import (Comparison, JudgeConfigError, JudgeRunner, TooMa
                                 load_judge_config, make_judge, summarize)
 from cnr_plugin.plugins import get_format
 
+from . import CnRRunError
 from .docs import RunConfig, make_docs
 
 LOG = logging.getLogger("cnr_plugin.lm_eval")
 RUN_KEYS = frozenset(RunConfig.model_fields)
-
-
-class CnRRunError(SystemExit):
-    """A cnr_winrate run that cannot go on. A SystemExit, so that the ``lm_eval`` command ends
-    with this one line (exit status 1) instead of a traceback; catch it as ``SystemExit`` or
-    ``CnRRunError`` when calling lm-eval from Python."""
-
-    def __init__(self, message: str):
-        super().__init__(f"cnr_winrate: {message}")
 
 
 def _check(fn, *args, **kwargs):
