@@ -1,0 +1,234 @@
+"""A fault-injecting OpenAI-compatible server, for testing judge and reviser setups under faults.
+
+Standard library only; listens on 127.0.0.1; bounded in requests and in time. It answers
+``/v1/chat/completions`` as a deterministic judge (the response that contains ``IMPROVED`` more
+often wins; equal counts tie) and ``/v1/completions`` as a deterministic reviser (appends
+``IMPROVED`` to the response it is shown). Faults follow a seeded plan keyed by the request body
+and the attempt number, so an interrupted run that is re-run meets the same faults for the same
+requests as an uninterrupted one::
+
+    python -m cnr_plugin.fault_server --port 8799 --seed 1 --transient 0.3 --permanent 0.05
+
+Fault kinds. Transient (clients retry): ``429`` (no Retry-After), ``429_retry_after``, ``500``,
+``502``, ``503``, ``hang`` (no answer until ``hang_s``, past the client's timeout),
+``close_mid_body`` (the connection drops inside the body). Final (HTTP 200, so no retry):
+``truncated``, ``empty``, ``no_verdict``, ``prose`` (the verdict wrapped in prose). Any request
+may also be ``slow`` (``latency_s`` before answering). ``permanent``: 500 on every attempt
+(judge requests; ``reviser_permanent`` for reviser requests).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import random
+import re
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+TRANSIENT = ("429", "429_retry_after", "500", "502", "503", "hang", "close_mid_body")
+#: what a reviser request may meet: lm-eval's API models retry HTTP errors, with their own timeouts
+REVISER_TRANSIENT = ("429_retry_after", "500", "503")
+FINAL = ("truncated", "empty", "no_verdict", "prose")
+
+
+@dataclass
+class FaultPlan:
+    seed: int = 0
+    transient: float = 0.0           # chance that a request meets 1-2 transient faults before it succeeds
+    transient_kinds: tuple[str, ...] = TRANSIENT
+    reviser_kinds: tuple[str, ...] = REVISER_TRANSIENT
+    final: float = 0.0               # chance of a final (HTTP 200) fault, judge requests only
+    final_kinds: tuple[str, ...] = FINAL
+    permanent: float = 0.0           # chance that a judge request fails on every attempt
+    reviser_permanent: float = 0.0   # the same for reviser requests
+    latency_s: float = 0.0           # added to every answer
+    hang_s: float = 5.0
+
+    def outcome(self, key: str, attempt: int, judge: bool) -> str:
+        rng = random.Random(f"{self.seed}:{key}")
+        if rng.random() < (self.permanent if judge else self.reviser_permanent):
+            return "permanent"
+        n_transient = rng.choice((1, 2)) if rng.random() < self.transient else 0
+        kinds = [rng.choice(self.transient_kinds if judge else self.reviser_kinds) for _ in range(n_transient)]
+        final = rng.choice(self.final_kinds) if judge and rng.random() < self.final else "ok"
+        return kinds[attempt] if attempt < len(kinds) else final
+
+
+@dataclass
+class Stats:
+    requests: Counter = field(default_factory=Counter)       # path -> count
+    outcomes: Counter = field(default_factory=Counter)       # fault kind -> count
+    attempts: Counter = field(default_factory=Counter)       # request key -> count
+    answered: Counter = field(default_factory=Counter)       # path -> 200 answers with a body
+    succeeded: set = field(default_factory=set)              # keys that got a whole 200 answer
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def snapshot(self) -> dict[str, Any]:
+        with self.lock:
+            return {"requests": dict(self.requests), "outcomes": dict(self.outcomes),
+                    "answered": dict(self.answered), "distinct_requests": len(self.attempts),
+                    "repeated_requests": sum(n - 1 for n in self.attempts.values())}
+
+
+def judge_reply(prompt: str) -> str:
+    m = re.search(r"\[Response A\]\n(.*)\n\n\[Response B\]\n(.*)\n\n", prompt, re.S)
+    if not m:
+        return json.dumps({"winner": "tie"})
+    a, b = m.group(1).count("IMPROVED"), m.group(2).count("IMPROVED")
+    return json.dumps({"winner": "A" if a > b else "B" if b > a else "tie"})
+
+
+def reviser_reply(prompt: str) -> str:
+    m = re.search(r"### Response:\n(.*?)\n\n### Critique:\n$", prompt, re.S)
+    response = m.group(1) if m else ""
+    return f"Right idea, could be sharper.\n\n### Revision:\n{response} IMPROVED"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: FaultServer  # type: ignore[assignment]
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: Any) -> None:  # quiet
+        pass
+
+    def _send(self, status: int, body: dict[str, Any] | None, headers: dict[str, str] | None = None,
+              cut: bool = False) -> None:
+        data = json.dumps(body or {}).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        if cut:
+            self.wfile.write(data[: len(data) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            self.connection.shutdown(2)
+            return
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:
+        if self.path.rstrip("/").endswith("/models"):
+            self._send(200, {"object": "list", "data": [{"id": "fault-model", "object": "model"}]})
+        elif self.path == "/stats":
+            self._send(200, self.server.stats.snapshot())
+        else:
+            self._send(404, {"error": {"message": "not found"}})
+
+    def do_POST(self) -> None:
+        srv = self.server
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        with srv.stats.lock:
+            srv.stats.requests[self.path] += 1
+            total = sum(srv.stats.requests.values())
+        if srv.api_key and self.headers.get("Authorization") != f"Bearer {srv.api_key}":
+            return self._send(401, {"error": {"message": "invalid api key"}})
+        if total > srv.max_requests:
+            return self._send(503, {"error": {"message": "request budget of the fault server is spent"}})
+        req = json.loads(body or b"{}")
+        judge = self.path.endswith("/chat/completions")
+        key = hashlib.sha256(self.path.encode() + body).hexdigest()
+        with srv.stats.lock:
+            attempt = srv.stats.attempts[key]
+            srv.stats.attempts[key] += 1
+        kind = srv.plan.outcome(key, attempt, judge)
+        with srv.stats.lock:
+            srv.stats.outcomes[kind] += 1
+        if srv.plan.latency_s:
+            time.sleep(srv.plan.latency_s)
+        if kind == "permanent" or kind in ("500", "502", "503"):
+            return self._send(500 if kind == "permanent" else int(kind), {"error": {"message": f"injected {kind}"}})
+        if kind == "429":
+            return self._send(429, {"error": {"message": "injected rate limit"}})
+        if kind == "429_retry_after":
+            return self._send(429, {"error": {"message": "injected rate limit"}}, {"Retry-After": "0.2"})
+        if kind == "hang":
+            time.sleep(srv.plan.hang_s)
+            return self._send(503, {"error": {"message": "injected hang"}})
+        if judge:
+            text = judge_reply(req["messages"][-1]["content"])
+            text = {"truncated": text[: len(text) // 2], "empty": "", "no_verdict": "I cannot decide.",
+                    "prose": f"Having read both, my verdict is {text}."}.get(kind, text)
+            payload = {"id": "x", "object": "chat.completion", "created": 0, "model": req.get("model"),
+                       "choices": [{"index": 0, "finish_reason": "stop",
+                                    "message": {"role": "assistant", "content": text}}]}
+        else:
+            prompts = req.get("prompt")
+            prompts = prompts if isinstance(prompts, list) else [prompts]
+            payload = {"id": "x", "object": "text_completion", "created": 0, "model": req.get("model"),
+                       "choices": [{"index": i, "finish_reason": "stop", "text": reviser_reply(p), "logprobs": None}
+                                   for i, p in enumerate(prompts)]}
+        if kind == "close_mid_body":
+            return self._send(200, payload, cut=True)
+        with srv.stats.lock:
+            srv.stats.answered[self.path] += 1
+            srv.stats.succeeded.add(key)
+        self._send(200, payload)
+
+
+class FaultServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, plan: FaultPlan, port: int = 0, api_key: str | None = None, max_requests: int = 100_000,
+                 max_seconds: float = 3600.0):
+        super().__init__(("127.0.0.1", port), _Handler)
+        self.plan, self.api_key, self.max_requests = plan, api_key, max_requests
+        self.stats = Stats()
+        self._deadline = time.monotonic() + max_seconds
+        self._thread: threading.Thread | None = None
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that gave up (its timeout, our cut connections) is part of the plan, not an error."""
+        import sys
+
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            super().handle_error(request, client_address)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/v1"
+
+    def service_actions(self) -> None:
+        if time.monotonic() > self._deadline:
+            threading.Thread(target=self.shutdown, daemon=True).start()
+
+    def start(self) -> FaultServer:
+        self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.shutdown()
+        self.server_close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--port", type=int, default=8799)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--transient", type=float, default=0.0)
+    ap.add_argument("--final", type=float, default=0.0)
+    ap.add_argument("--permanent", type=float, default=0.0)
+    ap.add_argument("--latency", type=float, default=0.0)
+    ap.add_argument("--hang", type=float, default=5.0)
+    ap.add_argument("--max-requests", type=int, default=100_000)
+    ap.add_argument("--max-seconds", type=float, default=3600.0)
+    a = ap.parse_args(argv)
+    plan = FaultPlan(a.seed, a.transient, final=a.final, permanent=a.permanent, latency_s=a.latency, hang_s=a.hang)
+    server = FaultServer(plan, a.port, max_requests=a.max_requests, max_seconds=a.max_seconds)
+    print(f"fault server on {server.base_url}", flush=True)
+    try:
+        server.serve_forever(poll_interval=0.1)
+    finally:
+        server.server_close()
+
+
+if __name__ == "__main__":
+    main()
