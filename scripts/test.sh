@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
-export AXOLOTL_DO_NOT_TRACK=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+# CNR_REQUIRE_INTEGRATION=1: a missing model server or model package fails the run instead of skipping
+export AXOLOTL_DO_NOT_TRACK=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false CNR_REQUIRE_INTEGRATION=1
 printf '\n== tests in .venv (axolotl stack)\n'
 .venv/bin/pytest -p no:cacheprovider "$@"
 printf '\n== tests in .venv-eval (torch-free, newest lm-eval)\n'

@@ -1,0 +1,36 @@
+"""Shared helpers of the benchmark scripts: synthetic CnR records and a saved tokenizer."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+WORDS = ("the model answer is wrong because it forgets units and the revision adds them with a short "
+         "explanation of each step so that a reader can check every number against the question").split()
+
+
+def sentence(rng: random.Random, lo: int, hi: int) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(rng.randint(lo, hi))).capitalize() + "."
+
+
+def synthetic_records(n: int, seed: int = 0) -> list[dict]:
+    """CnR records with lengths like the sample data (prompt ~20, response ~60, critique ~40,
+    revision ~80 words)."""
+    rng = random.Random(seed)
+    return [{"id": f"b{i}", "prompt": sentence(rng, 8, 30), "response": sentence(rng, 30, 90),
+             "critique": sentence(rng, 20, 60), "revision": sentence(rng, 40, 120)} for i in range(n)]
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def saved_tokenizer(folder: Path) -> Path:
+    """A tiny model directory with the SmolLM2 tokenizer (axolotl wants a model config beside it)."""
+    if not (folder / "tokenizer.json").exists():
+        from cnr_plugin.models import make_tiny_model
+
+        make_tiny_model(folder)
+    return folder
