@@ -6,7 +6,11 @@ instruction = prompt + response, output = critique + revision). The raw bound is
 `tokenizer(texts)` call on our rendered texts. Prints records/s and tokens/s and the ratios;
 exits 1 if ours is below 1.0x alpaca or 0.8x raw (records/s).
 
-    python benchmarks/preprocess.py [--records 10000] [--scaling]
+    python benchmarks/preprocess.py [--records 100000] [--scaling]
+
+The goal is judged at --records (default 100k, where axolotl's fixed costs — worker start-up,
+the length filter, saving — are amortized as they are on real data sets); --scaling adds 1k and
+10k, where those fixed costs dominate both strategies.
 """
 
 from __future__ import annotations
@@ -78,10 +82,10 @@ def measure(n: int, tmp: Path, tok: Path) -> dict[str, tuple[float, int]]:
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--records", type=int, default=10_000)
-    ap.add_argument("--scaling", action="store_true", help="also 1k and 100k records")
+    ap.add_argument("--records", type=int, default=100_000)
+    ap.add_argument("--scaling", action="store_true", help="also 1k and 10k records")
     a = ap.parse_args()
-    sizes = [1_000, a.records, 100_000] if a.scaling else [a.records]
+    sizes = sorted({1_000, 10_000, a.records}) if a.scaling else [a.records]
     ok = True
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)

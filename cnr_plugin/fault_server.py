@@ -93,6 +93,7 @@ def reviser_reply(prompt: str) -> str:
 class _Handler(BaseHTTPRequestHandler):
     server: FaultServer  # type: ignore[assignment]
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out in two writes: no 40 ms delayed-ACK stall
 
     def log_message(self, *args: Any) -> None:  # quiet
         pass
@@ -123,6 +124,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404, {"error": {"message": "not found"}})
 
     def do_POST(self) -> None:
+        if self.server.slots is None:
+            return self._post()
+        with self.server.slots:
+            return self._post()
+
+    def _post(self) -> None:
         srv = self.server
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         with srv.stats.lock:
@@ -175,11 +182,14 @@ class _Handler(BaseHTTPRequestHandler):
 
 class FaultServer(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 256  # socketserver's default backlog of 5 drops bursts of connections (1 s SYN retry)
 
     def __init__(self, plan: FaultPlan, port: int = 0, api_key: str | None = None, max_requests: int = 100_000,
-                 max_seconds: float = 3600.0):
+                 max_seconds: float = 3600.0, concurrency: int | None = None):
         super().__init__(("127.0.0.1", port), _Handler)
         self.plan, self.api_key, self.max_requests = plan, api_key, max_requests
+        # at most `concurrency` requests are served at once (the others wait), like a real server's slots
+        self.slots = threading.BoundedSemaphore(concurrency) if concurrency else None
         self.stats = Stats()
         self._deadline = time.monotonic() + max_seconds
         self._thread: threading.Thread | None = None
@@ -220,9 +230,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--hang", type=float, default=5.0)
     ap.add_argument("--max-requests", type=int, default=100_000)
     ap.add_argument("--max-seconds", type=float, default=3600.0)
+    ap.add_argument("--concurrency", type=int, default=None, help="requests served at once (default: no limit)")
     a = ap.parse_args(argv)
     plan = FaultPlan(a.seed, a.transient, final=a.final, permanent=a.permanent, latency_s=a.latency, hang_s=a.hang)
-    server = FaultServer(plan, a.port, max_requests=a.max_requests, max_seconds=a.max_seconds)
+    server = FaultServer(plan, a.port, max_requests=a.max_requests, max_seconds=a.max_seconds,
+                         concurrency=a.concurrency)
     print(f"fault server on {server.base_url}", flush=True)
     try:
         server.serve_forever(poll_interval=0.1)
