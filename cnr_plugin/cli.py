@@ -250,6 +250,88 @@ def lm_eval_cmd(args: tuple[str, ...]) -> None:
     lm_eval_main(list(args))
 
 
+@main.group()
+def annotate() -> None:
+    """Collect critiques and revisions from people in Label Studio (docs/annotation.md)."""
+
+
+@annotate.command("responses")
+@click.argument("prompts", type=click.Path(exists=True, path_type=Path))
+@click.option("--base-url", required=True, help="OpenAI-compatible server of the model that answers")
+@click.option("--model", "model_name", required=True)
+@click.option("--api-key-env", default=None, help="environment variable with the server's API key")
+@click.option("--max-tokens", type=int, default=512, show_default=True)
+@click.option("--concurrency", type=int, default=8, show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="responses jsonl to write")
+def annotate_responses(prompts: Path, base_url: str, model_name: str, api_key_env: str | None, max_tokens: int,
+                       concurrency: int, out: Path) -> None:
+    """Answer PROMPTS (jsonl with id?, prompt) with a served model: the responses people will critique.
+
+    Same machinery as the reviser: bounded concurrency, the client's retries, the sqlite cache.
+    """
+    import os
+
+    from .cache import Cache, make_key
+    from .formats import Prompted
+    from .revise import OpenAIBackend
+
+    rows = [json.loads(line) for line in prompts.read_text().splitlines() if line.strip()]
+    for i, row in enumerate(rows, start=1):
+        if not isinstance(row, dict) or not str(row.get("prompt", "")).strip():
+            raise click.ClickException(f"{prompts}:{i}: field 'prompt': is missing or empty")
+    key = os.environ.get(api_key_env, "") if api_key_env else "no-key"
+    backend = OpenAIBackend(base_url, model_name, api_key=key, max_tokens=max_tokens, concurrency=concurrency)
+    cache = Cache()
+    keys = [make_key("response", backend.identity, r["prompt"]) for r in rows]
+    answers = [cache.get("revision", k) for k in keys]
+    todo = [i for i, a in enumerate(answers) if a is None]
+    for i, text in zip(todo, backend.generate([Prompted(messages=[{"role": "user", "content": rows[i]["prompt"]}])
+                                               for i in todo])):
+        answers[i] = text
+        cache.put("revision", keys[i], text)
+    _write_jsonl(out, [{"id": str(r.get("id", i)), "prompt": r["prompt"], "response": a.strip(),
+                        **({"meta": r["meta"]} if r.get("meta") else {})}
+                       for i, (r, a) in enumerate(zip(rows, answers), start=1)])
+    click.echo(f"{len(rows)} responses -> {out} ({len(rows) - len(todo)} from the cache)")
+
+
+@annotate.command("push")
+@click.argument("responses", type=click.Path(exists=True, path_type=Path))
+@click.option("--project", "title", required=True, help="Label Studio project title (created if missing)")
+def annotate_push(responses: Path, title: str) -> None:
+    """Import (prompt, response) pairs as tasks; re-pushing the same ids adds nothing."""
+    from .annotate import AnnotateError, push
+
+    try:
+        res = push(responses, title)
+    except AnnotateError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"project {res.project_id}: {res.imported} tasks imported, {res.already_there} already there")
+
+
+@annotate.command("pull")
+@click.option("--project", "title", required=True)
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="CnR records jsonl to write")
+@click.option("--policy", type=click.Choice(["latest", "all"]), default="latest", show_default=True,
+              help="latest: one record per task (its newest usable annotation); all: every annotator's")
+@click.option("--strict", is_flag=True, help="exit 1 if any task or annotation was reported")
+def annotate_pull(title: str, out: Path, policy: str, strict: bool) -> None:
+    """Export annotations as validated CnR records; problems are reported with task ids."""
+    from .annotate import AnnotateError, pull, write_records
+
+    try:
+        res = pull(title, policy=policy)  # type: ignore[arg-type]
+    except AnnotateError as exc:
+        raise click.ClickException(str(exc)) from None
+    for line in res.problems:
+        click.echo(f"warning: {line}", err=True)
+    write_records(res.records, out)
+    click.echo(f"{len(res.records)} CnR records from {res.n_annotations} annotations of {res.n_tasks} tasks -> {out}"
+               f" ({len(res.problems)} reported)")
+    if strict and res.problems:
+        sys.exit(1)
+
+
 @main.command("paths")
 def paths_cmd() -> None:
     """Where the shipped configs, evaluation tasks and sample data are."""

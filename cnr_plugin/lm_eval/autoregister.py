@@ -2,10 +2,11 @@
 
 lm-eval has no entry points for models: a model is known once its module is imported, and the
 ``lm_eval`` command imports only its own. The wheel therefore ships a one-line
-``cnr_plugin_lm_eval.pth`` that imports this module at interpreter start. It imports nothing of
-lm-eval; it only waits for ``lm_eval.models`` to be imported (which registers lm-eval's own
-models as lazy placeholders) and then adds ``cnr`` the same lazy way. Set
-``CNR_LM_EVAL_AUTOREGISTER=0`` to switch it off.
+``cnr_plugin_lm_eval.pth`` that imports a copy of this file (top-level module
+``_cnr_plugin_autoregister``, so that nothing of cnr_plugin or its dependencies loads at
+interpreter start). It uses the standard library only and imports nothing of lm-eval; it waits
+for ``lm_eval.models`` to be imported (which registers lm-eval's own models as lazy
+placeholders) and then adds ``cnr`` the same lazy way. ``CNR_LM_EVAL_AUTOREGISTER=0`` switches it off.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ class _Loader(importlib.abc.Loader):
 
 
 class _Finder(importlib.abc.MetaPathFinder):
+    _cnr_autoregister = True  # recognised across the two copies of this module
+
     def find_spec(self, fullname, path, target=None):
         if fullname != TARGET:
             return None
@@ -64,7 +67,7 @@ def install() -> None:
         return
     if TARGET in sys.modules:
         register()
-    elif not any(isinstance(f, _Finder) for f in sys.meta_path):
+    elif not any(getattr(f, "_cnr_autoregister", False) for f in sys.meta_path):
         sys.meta_path.insert(0, _Finder())
 
 

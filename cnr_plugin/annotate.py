@@ -1,0 +1,167 @@
+"""Collect critiques and revisions from people in Label Studio (``cnr annotate push|pull``).
+
+``push`` creates (or finds, by title) a project with the CnR labeling config and imports
+(prompt, response) pairs as tasks, idempotently: each task keeps our record id in its data, and
+ids already in the project are not imported again. ``pull`` exports the annotations and turns
+them into validated CnR records; an empty critique, a revision identical to the response, or a
+skipped task is reported with its task id, never kept or dropped silently.
+
+Needs ``pip install "cnr-plugin[annotate]"`` (the Label Studio SDK). The server is yours:
+``LABEL_STUDIO_URL`` and ``LABEL_STUDIO_API_KEY`` (a legacy token) say where it is.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from .records import CnRDataError, CnRRecord, read_responses
+
+LABEL_CONFIG = """<View>
+  <Header value="Prompt"/>
+  <Text name="prompt" value="$prompt"/>
+  <Header value="Response"/>
+  <Text name="response" value="$response"/>
+  <Header value="Critique: first what is good (pros), then what is wrong or missing (cons), one point per line"/>
+  <TextArea name="critique" toName="response" rows="6" editable="true" maxSubmissions="1" required="true"
+            placeholder="Pros: ...&#10;Cons: ..."/>
+  <Header value="Revision: the response as it should have been (starts as the response; fix every con)"/>
+  <TextArea name="revision" toName="response" rows="8" editable="true" maxSubmissions="1" required="true"
+            value="$response"/>
+</View>"""
+
+Policy = Literal["latest", "all"]
+
+
+class AnnotateError(RuntimeError):
+    """Label Studio cannot be reached or used as configured."""
+
+
+def client(url: str | None = None, api_key: str | None = None) -> Any:
+    try:
+        from label_studio_sdk import LabelStudio
+    except ImportError as exc:
+        raise AnnotateError('cnr annotate needs the Label Studio SDK: pip install "cnr-plugin[annotate]"') from exc
+    url = url or os.environ.get("LABEL_STUDIO_URL")
+    api_key = api_key or os.environ.get("LABEL_STUDIO_API_KEY")
+    if not url or not api_key:
+        raise AnnotateError("set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY (your Label Studio token)")
+    return LabelStudio(base_url=url, api_key=api_key)
+
+
+def find_or_create_project(ls: Any, title: str) -> Any:
+    for project in ls.projects.list():
+        if project.title == title:
+            if (project.label_config or "").strip() != LABEL_CONFIG.strip():
+                ls.projects.update(id=project.id, label_config=LABEL_CONFIG)
+            return project
+    return ls.projects.create(title=title, label_config=LABEL_CONFIG,
+                              description="Critique and revise: write a critique and a revised response.")
+
+
+def existing_ids(ls: Any, project_id: int) -> set[str]:
+    return {str(t.data.get("cnr_id")) for t in ls.tasks.list(project=project_id, fields="all")
+            if t.data and t.data.get("cnr_id") is not None}
+
+
+@dataclass
+class PushResult:
+    project_id: int
+    imported: int
+    already_there: int
+
+
+def push(path: str | Path, title: str, ls: Any = None) -> PushResult:
+    """Import (prompt, response) pairs as tasks; pairs whose id is in the project already are skipped."""
+    ls = ls or client()
+    pairs = read_responses(path)
+    project = find_or_create_project(ls, title)
+    have = existing_ids(ls, project.id)
+    new = [{"cnr_id": p.id, "prompt": p.prompt, "response": p.response, "meta": json.dumps(p.meta or {})}
+           for p in pairs if p.id not in have]
+    if new:
+        ls.projects.import_tasks(id=project.id, request=new, commit_to_project=True)
+    return PushResult(project.id, len(new), len(pairs) - len(new))
+
+
+@dataclass
+class PullResult:
+    records: list[CnRRecord]
+    problems: list[str] = field(default_factory=list)  # "task 12 (id r3): ..." lines
+    n_tasks: int = 0
+    n_annotations: int = 0
+
+
+def _text(result: list[dict[str, Any]], name: str) -> str:
+    for item in result:
+        if item.get("from_name") == name:
+            texts = (item.get("value") or {}).get("text") or []
+            return "\n".join(texts).strip()
+    return ""
+
+
+def pull(title: str, policy: Policy = "latest", ls: Any = None) -> PullResult:
+    """Annotations of the project as CnR records.
+
+    ``policy``: ``latest`` keeps, per task, the most recently updated usable annotation (one
+    record per prompt, the default); ``all`` keeps every usable annotation (ids get the
+    annotation id appended). Every record carries the annotator id in ``meta``.
+    """
+    ls = ls or client()
+    project = next((p for p in ls.projects.list() if p.title == title), None)
+    if project is None:
+        raise AnnotateError(f"no Label Studio project titled {title!r}")
+    raw = b"".join(ls.projects.exports.download_sync(id=project.id, export_type="JSON", download_all_tasks=True))
+    tasks = json.loads(raw)
+    out = PullResult([], n_tasks=len(tasks))
+    for task in tasks:
+        data = task.get("data") or {}
+        where = f"task {task['id']} (id {data.get('cnr_id')})"
+        anns = task.get("annotations") or []
+        if not anns:
+            out.problems.append(f"{where}: not annotated yet")
+            continue
+        usable = []
+        for ann in anns:
+            out.n_annotations += 1
+            who = ann.get("completed_by")
+            if ann.get("was_cancelled"):
+                out.problems.append(f"{where}: skipped by annotator {who}")
+                continue
+            critique, revision = _text(ann.get("result") or [], "critique"), _text(ann.get("result") or [], "revision")
+            if not critique:
+                out.problems.append(f"{where}: annotation {ann['id']} by annotator {who} has an empty critique")
+                continue
+            if not revision:
+                out.problems.append(f"{where}: annotation {ann['id']} by annotator {who} has an empty revision")
+                continue
+            if revision.strip() == str(data.get("response", "")).strip():
+                out.problems.append(f"{where}: annotation {ann['id']} by annotator {who}: the revision is the "
+                                    "response unchanged (kept: the critique may say it needs no change)")
+            usable.append((ann, critique, revision))
+        if policy == "latest":
+            usable = sorted(usable, key=lambda u: u[0].get("updated_at") or "")[-1:]
+        for ann, critique, revision in usable:
+            meta = json.loads(data.get("meta") or "{}")
+            meta.update(annotator=ann.get("completed_by"), annotation_id=ann["id"], label_studio_task=task["id"],
+                        lead_time=ann.get("lead_time"))
+            rid = str(data.get("cnr_id") or task["id"])
+            try:
+                out.records.append(CnRRecord(id=rid if policy == "latest" else f"{rid}-a{ann['id']}",
+                                             prompt=data.get("prompt", ""), response=data.get("response", ""),
+                                             critique=critique, revision=revision, meta=meta))
+            except ValueError as exc:
+                out.problems.append(f"{where}: {exc}")
+    return out
+
+
+def write_records(records: list[CnRRecord], path: str | Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(r.model_dump_json(exclude_none=True) + "\n" for r in records))
+
+
+__all__ = ["LABEL_CONFIG", "AnnotateError", "push", "pull", "write_records", "client", "CnRDataError"]

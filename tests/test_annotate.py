@@ -1,0 +1,202 @@
+"""Label Studio round trip with a real server: `cnr annotate push|pull` through the API, and a real
+browser (Playwright driving Debian Chromium) writing a critique and a revision that then train."""
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import ROOT, SAMPLE, missing
+
+pytestmark = [pytest.mark.annotate, pytest.mark.integration]
+pytest.importorskip("label_studio_sdk", reason="the annotate environment (.venv-annotate) runs these tests")
+
+CNR = str(Path(sys.executable).parent / "cnr")
+EMAIL, PASSWORD = "annotator@example.com", "cnr-test-" + secrets.token_hex(4)
+CHROMIUM = "/usr/bin/chromium"
+TRAIN_PY = ROOT / ".venv" / "bin" / "python"  # the axolotl environment trains the pulled record
+
+
+def _port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def label_studio(tmp_path_factory):
+    exe = shutil.which("label-studio", path=str(Path(sys.executable).parent))
+    if exe is None:
+        missing("needs a Label Studio server (pip install label-studio; scripts/install.sh does)")
+    data, port, token = tmp_path_factory.mktemp("ls-data"), _port(), secrets.token_hex(20)
+    env = dict(os.environ, LABEL_STUDIO_USERNAME=EMAIL, LABEL_STUDIO_PASSWORD=PASSWORD,
+               LABEL_STUDIO_USER_TOKEN=token, LATEST_VERSION_CHECK="false", COLLECT_ANALYTICS="false",
+               SENTRY_DSN="", FRONTEND_SENTRY_DSN="")
+    log = open(data / "server.log", "w")
+    proc = subprocess.Popen([exe, "start", "--no-browser", "--internal-host", "127.0.0.1", "--port", str(port),
+                             "--data-dir", str(data), "--enable-legacy-api-token"], env=env, stdout=log,
+                            stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    t0, deadline = time.time(), time.time() + 240
+    while True:
+        try:
+            urllib.request.urlopen(url + "/health", timeout=2)
+            break
+        except OSError:
+            if proc.poll() is not None or time.time() > deadline:
+                proc.kill()
+                raise RuntimeError("Label Studio did not start:\n" + (data / "server.log").read_text()[-3000:])
+            time.sleep(1)
+    print(f"\nLabel Studio up in {time.time() - t0:.0f} s")
+    yield {"url": url, "token": token, "env": dict(os.environ, LABEL_STUDIO_URL=url, LABEL_STUDIO_API_KEY=token)}
+    proc.terminate()
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+def cnr(ls, *args):
+    return subprocess.run([CNR, *map(str, args)], capture_output=True, text=True, env=ls["env"], timeout=300)
+
+
+def responses(tmp_path, n=3) -> Path:
+    from cnr_plugin.resources import eval_tasks_path
+
+    path = tmp_path / "responses.jsonl"
+    path.write_text("".join(eval_tasks_path("sample_responses.jsonl").read_text().splitlines(True)[:n]))
+    return path
+
+
+def textarea(name: str, text: str) -> dict:
+    return {"from_name": name, "to_name": "response", "type": "textarea", "value": {"text": [text]}}
+
+
+def test_push_is_idempotent_and_pull_returns_what_was_written(tmp_path, label_studio):
+    from label_studio_sdk import LabelStudio
+
+    path = responses(tmp_path)
+    t0 = time.time()
+    first = cnr(label_studio, "annotate", "push", path, "--project", "api round trip")
+    assert first.returncode == 0, first.stderr
+    assert "3 tasks imported, 0 already there" in first.stdout
+    again = cnr(label_studio, "annotate", "push", path, "--project", "api round trip")
+    assert "0 tasks imported, 3 already there" in again.stdout
+    ls = LabelStudio(base_url=label_studio["url"], api_key=label_studio["token"])
+    project = next(p for p in ls.projects.list() if p.title == "api round trip")
+    tasks = {t.data["cnr_id"]: t for t in ls.tasks.list(project=project.id, fields="all")}
+    assert sorted(tasks) == ["r01", "r02", "r03"]
+
+    written = {
+        "r01": ("Pros: answers directly.\nCons: Ag is silver; gold is Au.", "The chemical symbol for gold is Au."),
+        "r02": ("Pros: names an ocean.\nCons: the Pacific is the largest.", "The Pacific Ocean is the largest."),
+    }
+    for rid, (crit, rev) in written.items():
+        ls.annotations.create(id=tasks[rid].id, result=[textarea("critique", crit), textarea("revision", rev)])
+    # a second annotation of r02 (newer), an empty critique and a skip on r03
+    ls.annotations.create(id=tasks["r02"].id, result=[textarea("critique", "Cons: wrong ocean."),
+                                                      textarea("revision", "It is the Pacific Ocean.")])
+    ls.annotations.create(id=tasks["r03"].id, result=[textarea("critique", " "), textarea("revision", "Eight legs.")])
+    ls.annotations.create(id=tasks["r03"].id, result=[], was_cancelled=True)
+
+    pulled = cnr(label_studio, "annotate", "pull", "--project", "api round trip", "--out", tmp_path / "cnr.jsonl")
+    assert pulled.returncode == 0, pulled.stderr
+    print(f"push x2 + 5 annotations + pull: {time.time() - t0:.1f} s")
+    warnings = pulled.stderr.splitlines()
+    assert any("(id r03)" in w and "empty critique" in w for w in warnings)
+    assert any("(id r03)" in w and "skipped by annotator" in w for w in warnings)
+    from cnr_plugin.records import read_records
+
+    records = {r.id: r for r in read_records(tmp_path / "cnr.jsonl")}
+    assert sorted(records) == ["r01", "r02"]
+    assert (records["r01"].critique, records["r01"].revision) == written["r01"]
+    assert records["r02"].revision == "It is the Pacific Ocean."  # policy latest: the newer annotation
+    assert records["r01"].meta["annotator"] and records["r01"].meta["required"] == ["Au"]
+    everyone = cnr(label_studio, "annotate", "pull", "--project", "api round trip", "--policy", "all",
+                   "--out", tmp_path / "all.jsonl")
+    assert len(read_records(tmp_path / "all.jsonl")) == 3  # r01 once, r02 twice
+    strict = cnr(label_studio, "annotate", "pull", "--project", "api round trip", "--strict",
+                 "--out", tmp_path / "strict.jsonl")
+    assert strict.returncode == 1
+
+
+def test_browser_annotation_pulls_and_trains(tmp_path, label_studio):
+    if not Path(CHROMIUM).exists():
+        missing("needs Debian's chromium (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    path = responses(tmp_path, n=1)
+    assert cnr(label_studio, "annotate", "push", path, "--project", "browser").returncode == 0
+    from label_studio_sdk import LabelStudio
+
+    ls = LabelStudio(base_url=label_studio["url"], api_key=label_studio["token"])
+    project = next(p for p in ls.projects.list() if p.title == "browser")
+    task = next(iter(ls.tasks.list(project=project.id)))
+    critique = "Pros: one short sentence.\nCons: Ag is the symbol of silver; gold is Au."
+    revision = "The chemical symbol for gold is Au."
+    t0 = time.time()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(label_studio["url"] + "/user/login/")
+        page.fill("input[name=email]", EMAIL)
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_load_state("networkidle")
+        page.goto(f"{label_studio['url']}/projects/{project.id}/data?task={task.id}")
+        box = page.locator("textarea[name=critique]")
+        box.wait_for(timeout=60_000)
+        box.click()
+        box.press_sequentially(critique)  # typed key by key, as a person would (React sees every key)
+        box.press("Shift+Enter")
+        box.wait_for(state="detached", timeout=10_000)  # the one allowed submission is in: the box closes
+        rev = page.locator("textarea[name=revision]")
+        rev.click()
+        rev.press("Control+a")
+        rev.press_sequentially(revision)
+        rev.press("Shift+Enter")
+        rev.wait_for(state="detached", timeout=10_000)
+        page.screenshot(path=str(tmp_path / "labeling_page.png"))
+        page.get_by_role("button", name="Submit").click()
+        page.wait_for_timeout(1500)
+        browser.close()
+    print(f"browser annotation: {time.time() - t0:.1f} s")
+    shot = os.environ.get("CNR_SCREENSHOT")
+    if shot:
+        shutil.copy(tmp_path / "labeling_page.png", shot)
+    pulled = cnr(label_studio, "annotate", "pull", "--project", "browser", "--out", tmp_path / "cnr.jsonl")
+    assert pulled.returncode == 0, pulled.stderr
+    from cnr_plugin.records import read_records
+
+    (record,) = read_records(tmp_path / "cnr.jsonl")
+    assert (record.critique, record.revision, record.id) == (critique, revision, "r01")
+
+    # the record trains one step with the CPU config (in the axolotl environment)
+    if not TRAIN_PY.exists():
+        missing("needs the axolotl environment .venv (scripts/install.sh)")
+    model = tmp_path / "tiny"
+    subprocess.run([str(TRAIN_PY), "-m", "cnr_plugin.cli", "models", "tiny", str(model)], check=True,
+                   capture_output=True)
+    cfg = yaml.safe_load((ROOT / "axolotl_configs" / "cnr-tiny-cpu.yaml").read_text())
+    cfg.update(base_model=str(model), max_steps=1, micro_batch_size=1, output_dir=str(tmp_path / "out"),
+               dataset_prepared_path=str(tmp_path / "prep"))
+    cfg["datasets"][0]["path"] = str(tmp_path / "cnr.jsonl")
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
+    env = dict(os.environ, AXOLOTL_DO_NOT_TRACK="1", HF_HUB_OFFLINE="1")
+    train = subprocess.run([str(TRAIN_PY), "-m", "axolotl.cli.train", str(tmp_path / "cfg.yaml")], cwd=tmp_path,
+                           env=env, capture_output=True, text=True, timeout=600)
+    assert train.returncode == 0, train.stderr[-3000:]
+    assert (tmp_path / "out" / "adapter_model.safetensors").exists()
