@@ -31,6 +31,18 @@ class CnRDataError(ValueError):
         super().__init__(f"{where}: {what}")
 
 
+def _id_to_str(v: Any) -> Any:
+    if isinstance(v, bool):  # bool is an int: refuse it rather than turn it into "True"
+        raise ValueError("must be a string or an integer")
+    return str(v) if isinstance(v, int) else v
+
+
+def _not_empty(v: str) -> str:
+    if not v:
+        raise ValueError("must not be empty")
+    return v
+
+
 class CnRRecord(BaseModel):
     """One critique-and-revise example.
 
@@ -50,19 +62,8 @@ class CnRRecord(BaseModel):
     system: str | None = None
     meta: dict[str, Any] | None = None
 
-    @field_validator("id", mode="before")
-    @classmethod
-    def _id_to_str(cls, v: Any) -> Any:
-        if isinstance(v, bool):  # bool is an int: refuse it rather than turn it into "True"
-            raise ValueError("must be a string or an integer")
-        return str(v) if isinstance(v, int) else v
-
-    @field_validator("prompt", "revision")
-    @classmethod
-    def _not_empty(cls, v: str) -> str:
-        if not v:
-            raise ValueError("must not be empty")
-        return v
+    _id = field_validator("id", mode="before")(_id_to_str)
+    _required = field_validator("prompt", "revision")(_not_empty)
 
     @field_validator("pros", "cons")
     @classmethod
@@ -101,14 +102,8 @@ class ResponseRecord(BaseModel):
     system: str | None = None
     meta: dict[str, Any] | None = None
 
-    _id_to_str = field_validator("id", mode="before")(CnRRecord._id_to_str.__func__)
-
-    @field_validator("prompt", "response")
-    @classmethod
-    def _not_empty(cls, v: str) -> str:
-        if not v:
-            raise ValueError("must not be empty")
-        return v
+    _id = field_validator("id", mode="before")(_id_to_str)
+    _required = field_validator("prompt", "response")(_not_empty)
 
 
 def _first_error(exc: ValidationError) -> tuple[str | None, str]:
