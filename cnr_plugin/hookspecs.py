@@ -35,7 +35,10 @@ def register_formats(register: Callable[[Any], None]) -> None:
 def register_judges(register: Callable[[str, Callable[..., Any]], None]) -> None:
     """Register pairwise judges.
 
-    Call ``register(name, factory)``; ``factory(**options)`` returns an object with
-    ``judge(pairs) -> list[Verdict]`` (see :mod:`cnr_plugin.judging`). ``name`` is what the
-    ``judge:`` key of a judge YAML selects.
+    Call ``register(name, factory)``; ``factory(config)`` gets the validated judge YAML
+    (:class:`cnr_plugin.judging.JudgeConfig`) and returns an object with
+    ``judge_one(pair: JudgePair) -> Verdict``, ``check_reachable() -> None`` (raise
+    ``JudgeConfigError`` to stop a run before it starts) and a ``cacheable`` flag. ``name`` is
+    what the ``judge:`` key of a judge YAML selects. Position orders, caching, concurrency and
+    scoring are done around it by :class:`cnr_plugin.judging.JudgeRunner`.
     """

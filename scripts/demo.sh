@@ -7,7 +7,7 @@
 #   6. cnr report: win-rate table + PNG
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/install.sh
+CNR_INSTALL_ANNOTATE=0 bash scripts/install.sh
 export AXOLOTL_DO_NOT_TRACK=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false CNR_CACHE_DIR="$PWD/runs/cache"
 PATH="$PWD/.venv/bin:$PATH"
 LIMIT=${CNR_DEMO_LIMIT:-6}

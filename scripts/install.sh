@@ -36,14 +36,15 @@ if [ ! -f .venv-eval/.stamp ] || [ "$(cat .venv-eval/.stamp)" != "$STAMP" ]; the
   echo "$STAMP" > .venv-eval/.stamp
 fi
 
-if [ ! -f .venv-annotate/.stamp ] || [ "$(cat .venv-annotate/.stamp)" != "$STAMP" ]; then
+ANNOTATE=${CNR_INSTALL_ANNOTATE:-1}   # 0: skip Label Studio and Chromium (the demo does not need them)
+if [ "$ANNOTATE" = 1 ] && { [ ! -f .venv-annotate/.stamp ] || [ "$(cat .venv-annotate/.stamp)" != "$STAMP" ]; }; then
   step "annotation environment .venv-annotate: Label Studio (its own pins), the SDK, Playwright"
   [ -x .venv-annotate/bin/python ] || $PY -m venv .venv-annotate
   .venv-annotate/bin/pip install -q -U pip wheel
   .venv-annotate/bin/pip install -q "label-studio==1.23.2" playwright
   echo "$STAMP" > .venv-annotate/.stamp
 fi
-if ! command -v chromium >/dev/null; then
+if [ "$ANNOTATE" = 1 ] && ! command -v chromium >/dev/null; then
   step "Debian chromium for the browser test (Playwright drives it; no browser download)"
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
@@ -61,8 +62,10 @@ WHEEL=$(ls dist/cnr_plugin-*.whl)
 .venv/bin/pip install -q --force-reinstall --no-deps "$WHEEL"
 .venv-eval/bin/pip install -q "${WHEEL}[eval,dev]" "lm-eval[api]==0.4.13"
 .venv-eval/bin/pip install -q --force-reinstall --no-deps "$WHEEL"
-.venv-annotate/bin/pip install -q "${WHEEL}[annotate]" pytest hypothesis playwright
-.venv-annotate/bin/pip install -q --force-reinstall --no-deps "$WHEEL"
+if [ "$ANNOTATE" = 1 ]; then
+  .venv-annotate/bin/pip install -q "${WHEEL}[annotate]" pytest hypothesis playwright
+  .venv-annotate/bin/pip install -q --force-reinstall --no-deps "$WHEEL"
+fi
 if .venv-eval/bin/python -c "import torch" 2>/dev/null; then
   echo "error: torch found its way into the torch-free environment .venv-eval" >&2; exit 1
 fi
