@@ -29,8 +29,8 @@ MAX_GEN_TOKS = 128                   # --max-gen-toks
 
 def sh(cmd: list[str], log: Path) -> None:
     print("$", " ".join(cmd), flush=True)
-    with log.open("w") as f:
-        proc = subprocess.run(cmd, cwd=ROOT, stdout=f, stderr=subprocess.STDOUT)
+    with log.open("w") as f:  # run in the work folder: `python -m` in the checkout would import its sources
+        proc = subprocess.run(cmd, cwd=RUNS, stdout=f, stderr=subprocess.STDOUT)
     if proc.returncode:
         sys.exit(f"failed ({proc.returncode}), see {log}")
 

@@ -10,8 +10,19 @@ from importlib import resources
 from pathlib import Path
 
 
+_SOURCE_FOLDERS = {"cnr_plugin.axolotl_configs": "axolotl_configs", "cnr_plugin.eval_tasks": "eval_tasks",
+                   "cnr_plugin.data": "data"}
+
+
 def _path(package: str, name: str = "") -> Path:
-    path = Path(str(resources.files(package)))
+    try:
+        path = Path(str(resources.files(package)))
+    except ModuleNotFoundError:
+        # the package imported from a source checkout (e.g. `python -m` in the repository root
+        # shadows the installed wheel): the folders sit at the top of the checkout
+        path = Path(__file__).resolve().parents[1] / _SOURCE_FOLDERS[package]
+        if not path.is_dir():
+            raise
     return path / name if name else path
 
 

@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -51,7 +52,8 @@ def test_bad_deepspeed_value_is_rejected_by_deepspeed(tmp_path):
                             "gradient_accumulation_steps": 4, "zero_optimization": {"stage": 3}}, world_size=16)
 
 
-def test_cli_check_memory():
-    proc = subprocess.run([sys.executable, "-m", "cnr_plugin.cli", "check-memory"], capture_output=True, text=True)
+def test_cli_check_memory(tmp_path):
+    cnr = str(Path(sys.executable).parent / "cnr")
+    proc = subprocess.run([cnr, "check-memory"], capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "cnr.yaml" in proc.stdout and "cnr-lora.yaml" in proc.stdout and "NO" not in proc.stdout
