@@ -191,3 +191,32 @@ def test_cnr_judge_under_faults(tmp_path, responses):
     assert row["n"] == N_ITEMS and row["n_judged"] + row["n_failed"] + row["n_unparsed"] == N_ITEMS
     assert row["winrate"] == 1.0 or row["n_judged"] == 0
     assert SENTINEL not in (tmp_path / "j" / "cnr_results.json").read_text()
+
+
+def test_cnr_revise_and_annotate_responses_under_faults(tmp_path, responses):
+    """The reviser and the response collector retry transient faults to completion, then cache."""
+    cnr = str(Path(sys.executable).parent / "cnr")
+    srv = server(seed=4, transient=0.6, latency_s=0.05)
+    srv.plan.reviser_kinds = ("429", "429_retry_after", "500", "503", "close_mid_body")
+    try:
+        proc = subprocess.run([cnr, "revise", str(responses), "--base-url", srv.base_url, "--model", "fault-model",
+                               "--api-key-env", "CNR_FAULT_KEY", "--iterations", "2", "--out",
+                               str(tmp_path / "revised.jsonl")], env=env(tmp_path), capture_output=True, text=True,
+                              timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        rows = [json.loads(line) for line in (tmp_path / "revised.jsonl").read_text().splitlines()]
+        assert len(rows) == N_ITEMS and all(r["final"].endswith("IMPROVED IMPROVED") for r in rows)
+        prompts = tmp_path / "prompts.jsonl"
+        prompts.write_text("".join(json.dumps({"id": f"p{i}", "prompt": f"Say {i}."}) + "\n" for i in range(5)))
+        args = [cnr, "annotate", "responses", str(prompts), "--base-url", srv.base_url, "--model", "fault-model",
+                "--api-key-env", "CNR_FAULT_KEY", "--out", str(tmp_path / "answers.jsonl")]
+        first = subprocess.run(args, env=env(tmp_path), capture_output=True, text=True, timeout=300)
+        assert first.returncode == 0, first.stderr[-3000:]
+        before = srv.stats.snapshot()["requests"]
+        second = subprocess.run(args, env=env(tmp_path), capture_output=True, text=True, timeout=300)
+        assert "5 from the cache" in second.stdout and srv.stats.snapshot()["requests"] == before
+        stats = srv.stats.snapshot()
+    finally:
+        srv.stop()
+    assert len((tmp_path / "answers.jsonl").read_text().splitlines()) == 5
+    assert stats["repeated_requests"] > 0  # faults were met and retried
