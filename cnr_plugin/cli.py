@@ -186,7 +186,7 @@ def judge(baseline: Path, candidate: Path, judge_spec: str, compare_previous: bo
     iteration is judged against the baseline response).
     """
     from .cache import Cache
-    from .judging import Comparison, JudgeRunner, load_judge_config, make_judge, summarize
+    from .judging import JudgeRunner, iteration_comparisons, load_judge_config, make_judge, summarize
     from .plugins import plugin_versions
     from .records import read_responses
 
@@ -202,12 +202,7 @@ def judge(baseline: Path, candidate: Path, judge_spec: str, compare_previous: bo
             raise click.ClickException(f"{candidate}:{i}: id {rid!r} is not in {baseline}")
         b = base[rid]
         results = [(s["iteration"], s["result"]) for s in row["steps"]] if "steps" in row else [(1, row["response"])]
-        previous = b.response
-        for it, text in results:
-            comparisons.append(Comparison(rid, it, "original", b.prompt, text, b.response, b.meta or {}))
-            if compare_previous and it > 1:
-                comparisons.append(Comparison(rid, it, "previous", b.prompt, text, previous, b.meta or {}))
-            previous = text
+        comparisons += iteration_comparisons(rid, b.prompt, b.response, results, b.meta, compare_previous)
     runner = JudgeRunner(judge_impl, config, Cache())
     judged = runner.judge_comparisons(comparisons)
     summary = summarize(judged, config.max_failed_fraction)

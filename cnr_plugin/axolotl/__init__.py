@@ -64,19 +64,15 @@ def validate_dataset_files(cfg: dict[str, Any]) -> None:
     """Read every local CnR dataset file with the CnR reader, so errors name file and line."""
     from cnr_plugin.records import read_records
 
-    base = Path(cfg.get("axolotl_config_path") or ".").parent if cfg.get("axolotl_config_path") else Path(".")
     for ds in cfg.get("datasets") or []:
         if not _is_cnr_dataset(ds):
             continue
-        path = Path(str(ds.get("path")))
-        for candidate in (path, base / path):
-            if candidate.is_file():
-                read_records(candidate)
-                break
-            if candidate.is_dir():
-                files = sorted(p for p in candidate.iterdir() if p.suffix in (".jsonl", ".json", ".parquet"))
-                read_records(files)
-                break
+        path = Path(str(ds.get("path")))  # relative to the working directory, as axolotl reads it
+        if path.is_file():
+            read_records(path)
+        elif path.is_dir():
+            read_records(sorted(p for p in path.iterdir() if p.suffix in (".jsonl", ".json", ".parquet")))
+        # anything else (a hub dataset) is axolotl's to load; the strategy validates its rows
 
 
 class CnRPlugin(BasePlugin):

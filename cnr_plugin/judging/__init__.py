@@ -4,7 +4,8 @@ from cnr_plugin.plugins import get_judge_factory
 
 from .base import JudgePair, Verdict, parse_verdict, render_judge_prompt
 from .config import JudgeConfig, JudgeConfigError, load_judge_config
-from .runner import Comparison, Judged, JudgeRunner, TooManyFailures, bootstrap_ci, score_orders, summarize
+from .runner import (Comparison, Judged, JudgeRunner, TooManyFailures, bootstrap_ci, iteration_comparisons,
+                     score_orders, summarize)
 
 
 def make_judge(config: JudgeConfig):
@@ -13,5 +14,5 @@ def make_judge(config: JudgeConfig):
 
 
 __all__ = ["JudgePair", "Verdict", "parse_verdict", "render_judge_prompt", "JudgeConfig", "JudgeConfigError",
-           "load_judge_config", "Comparison", "Judged", "JudgeRunner", "TooManyFailures", "bootstrap_ci",
+           "load_judge_config", "Comparison", "iteration_comparisons", "Judged", "JudgeRunner", "TooManyFailures", "bootstrap_ci",
            "score_orders", "summarize", "make_judge"]

@@ -38,6 +38,19 @@ class Comparison:
                 JudgePair(self.prompt, self.baseline, self.revision, self.meta))
 
 
+def iteration_comparisons(item_id: str, prompt: str, original: str, results: Sequence[tuple[int, str]],
+                          meta: dict[str, Any] | None = None, compare_previous: bool = False) -> list[Comparison]:
+    """The comparisons of one item: each iteration's result against the original response and,
+    with ``compare_previous``, against the previous iteration's result."""
+    out, previous = [], original
+    for iteration, text in results:
+        out.append(Comparison(item_id, iteration, "original", prompt, text, original, meta or {}))
+        if compare_previous and iteration > 1:
+            out.append(Comparison(item_id, iteration, "previous", prompt, text, previous, meta or {}))
+        previous = text
+    return out
+
+
 @dataclass(frozen=True)
 class Judged:
     comparison: Comparison

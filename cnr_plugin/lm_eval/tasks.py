@@ -12,7 +12,7 @@ import logging
 from typing import Any
 
 from cnr_plugin.cache import Cache
-from cnr_plugin.judging import (Comparison, JudgeConfigError, JudgeRunner, TooManyFailures, bootstrap_ci,
+from cnr_plugin.judging import (JudgeConfigError, JudgeRunner, TooManyFailures, bootstrap_ci, iteration_comparisons,
                                 load_judge_config, make_judge, summarize)
 from cnr_plugin.plugins import get_format
 
@@ -77,22 +77,16 @@ def judge(resps: list[list[str]], docs: list[dict[str, Any]]) -> list[str]:
         return resps
     run = RunConfig.from_doc(docs[0])
     config = load_judge_config(run.judge)
-    runner = JudgeRunner(make_judge(config), config, Cache(run.cache) if config.judge != "oracle" else None)
+    runner = JudgeRunner(make_judge(config), config, Cache(run.cache))  # judges that are not cacheable skip it
     comparisons, outputs = [], []
     for resp, doc in zip(resps, docs):
         try:
             data = json.loads(resp[0])
         except (json.JSONDecodeError, IndexError, TypeError):
             raise CnRRunError("needs --model cnr (got a plain generation instead of CnR iterations)") from None
-        meta = json.loads(doc.get("meta") or "{}")
-        previous = doc["response"]
-        for step in data["steps"]:
-            comparisons.append(Comparison(doc["id"], step["iteration"], "original", doc["prompt"], step["result"],
-                                          doc["response"], meta))
-            if run.compare_previous and step["iteration"] > 1:
-                comparisons.append(Comparison(doc["id"], step["iteration"], "previous", doc["prompt"],
-                                              step["result"], previous, meta))
-            previous = step["result"]
+        comparisons += iteration_comparisons(doc["id"], doc["prompt"], doc["response"],
+                                             [(s["iteration"], s["result"]) for s in data["steps"]],
+                                             json.loads(doc.get("meta") or "{}"), run.compare_previous)
         outputs.append(data)
     judged = runner.judge_comparisons(comparisons)
     summary = _check(summarize, judged, config.max_failed_fraction)
