@@ -35,8 +35,14 @@ def sh(cmd: list[str], log: Path) -> None:
         sys.exit(f"failed ({proc.returncode}), see {log}")
 
 
-def train(n: int, steps: int, data: Path, base: Path) -> Path:
+def train(n: int, steps: int, data: Path, base: Path, loss_on: str = "critique_and_revision",
+          full: bool = False) -> Path:
     cfg = yaml.safe_load((ROOT / "axolotl_configs" / "cnr-mini-repro.yaml").read_text())
+    cfg["cnr_loss_on"] = loss_on
+    if full:  # full fine-tune instead of LoRA: every weight trains, at a learning rate for that
+        for key in [k for k in cfg if k == "adapter" or k.startswith("lora_")]:
+            del cfg[key]
+        cfg["learning_rate"] = 5e-5
     subset = RUNS / "data" / f"train-{n}.jsonl"
     subset.write_text("".join(data.read_text().splitlines(True)[:n]))
     out = RUNS / f"trained-{n}"
@@ -97,6 +103,10 @@ def main() -> int:
     ap.add_argument("--workdir", type=Path, default=RUNS)
     ap.add_argument("--results", type=Path, default=ROOT / "results")
     ap.add_argument("--max-gen-toks", type=int, default=MAX_GEN_TOKS)
+    ap.add_argument("--loss-on", default="critique_and_revision", choices=["critique_and_revision", "revision"],
+                    help="lever: the loss on the revision only")
+    ap.add_argument("--full", action="store_true", help="lever: full fine-tune instead of LoRA")
+    ap.add_argument("--no-control", action="store_true", help="skip the control (already measured)")
     a = ap.parse_args()
     RUNS, MAX_GEN_TOKS = a.workdir.resolve(), a.max_gen_toks
     os.environ.update(AXOLOTL_DO_NOT_TRACK="1", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false",
@@ -112,26 +122,29 @@ def main() -> int:
     base = a.base.resolve() if a.base else convert_smollm2(ROOT / "models" / "smollm2-135m-instruct")
     results: dict = {"config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(a).items()}, "timing_s": {}}
     t = time.time()
-    results["control"] = evaluate("control", f"inner=hf,pretrained={base}", paths["test"], a.items, a.iterations, 1)
-    results["timing_s"]["eval-control"] = round(time.time() - t)
+    if not a.no_control:
+        results["control"] = evaluate("control", f"inner=hf,pretrained={base}", paths["test"], a.items,
+                                      a.iterations, 1)
+        results["timing_s"]["eval-control"] = round(time.time() - t)
     for n in a.sizes:
         t = time.time()
-        out = train(n, a.steps, paths["train"], base)
+        out = train(n, a.steps, paths["train"], base, a.loss_on, a.full)
         results["timing_s"][f"train-{n}"] = round(time.time() - t)
         t = time.time()
-        results[f"trained-{n}"] = evaluate(f"trained-{n}", f"inner=hf,pretrained={base},peft={out}", paths["test"],
-                                           a.items, a.iterations, 0)
+        model = f"inner=hf,pretrained={out}" if a.full else f"inner=hf,pretrained={base},peft={out}"
+        results[f"trained-{n}"] = evaluate(f"trained-{n}", model, paths["test"], a.items, a.iterations, 0)
         results["timing_s"][f"eval-{n}"] = round(time.time() - t)
     results["timing_s"]["total"] = round(time.time() - t0)
     results["peak_memory_mb"] = round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
     out_dir = a.results
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "mini_repro.json").write_text(json.dumps(results, indent=2))
-    runs = load_runs([RUNS / "eval" / "control", RUNS / "eval" / f"trained-{max(a.sizes)}"])
+    runs = load_runs([RUNS / "eval" / name for name in ("control", f"trained-{max(a.sizes)}")
+                      if (RUNS / "eval" / name).is_dir()])
     plot(runs, out_dir / "mini_repro_winrate.png", title="Mini CnR: revision vs original (oracle judge)")
     efficiency_plot(results, a.sizes, a.iterations, out_dir / "mini_repro_data_efficiency.png")
     print(f"{'reviser':<14}" + "".join(f"{'iter ' + str(k):>22}" for k in range(1, a.iterations + 1)))
-    for name in ["control"] + [f"trained-{n}" for n in a.sizes]:
+    for name in [x for x in ["control"] + [f"trained-{n}" for n in a.sizes] if x in results]:
         row = results[name]
         print(f"{name:<14}" + "".join(f"{row[f'iter{k}']['winrate']:>8.3f} [{row[f'iter{k}']['ci95'][0]:.2f},"
                                       f"{row[f'iter{k}']['ci95'][1]:.2f}]" for k in range(1, a.iterations + 1)))
