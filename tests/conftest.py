@@ -85,6 +85,12 @@ def axolotl_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def pythonpath(*dirs: Path) -> str:
+    """PYTHONPATH with ``dirs`` in front of the current one (no empty entry: that would add the cwd)."""
+    current = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    return os.pathsep.join([str(d) for d in dirs] + current)
+
+
 def run_train(cfg: Path, *, timeout: int = 600, env: dict[str, str] | None = None,
               launcher: list[str] | None = None) -> subprocess.CompletedProcess:
     cmd = (launcher or [sys.executable]) + ["-m", "axolotl.cli.train", str(cfg)]

@@ -2,14 +2,13 @@
 
 import json
 import math
-import os
 import shutil
 import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, axolotl_env, needs_torch, run_train, tiny_config
+from conftest import ROOT, axolotl_env, needs_torch, pythonpath, run_train, tiny_config
 
 pytestmark = [needs_torch, pytest.mark.integration]
 
@@ -61,9 +60,7 @@ def test_full_train_learns_and_model_loads(tmp_path, tiny_llama):
 
 def test_third_party_format_plugin_trains(tmp_path, tiny_llama, smollm2_tokenizer):
     cfg = tiny_config(tmp_path, tiny_llama, cnr_format="brackets", max_steps=2)
-    fixture = ROOT / "tests" / "plugin_fixture"
-    env = axolotl_env(PYTHONPATH=os.pathsep.join([str(fixture), os.environ.get("PYTHONPATH", "")]))
-    proc = run_train(cfg, env=env)
+    proc = run_train(cfg, env=axolotl_env(PYTHONPATH=pythonpath(ROOT / "tests" / "plugin_fixture")))
     assert "format=brackets" in proc.stdout + proc.stderr
     texts = prepared_texts(tmp_path / "prepared", smollm2_tokenizer)
     assert all("[CRITIQUE]\n" in t and "\n[REVISION]\n" in t for t in texts)
@@ -81,9 +78,7 @@ def test_zero3_two_ranks_on_cpu(tmp_path, tiny_falcon):
                       deepspeed=str(tmp_path / "ds.json"))
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517"]
     # gloo's async collectives complete before they return (see tests/gloo_sync/sitecustomize.py)
-    shim = str(ROOT / "tests" / "gloo_sync")
-    run_train(cfg, launcher=torchrun,
-              env=axolotl_env(PYTHONPATH=os.pathsep.join([shim, os.environ.get("PYTHONPATH", "")])))
+    run_train(cfg, launcher=torchrun, env=axolotl_env(PYTHONPATH=pythonpath(ROOT / "tests" / "gloo_sync")))
     ckpt = tmp_path / "out" / "checkpoint-2"
     shards = sorted(p.name for p in ckpt.rglob("*optim_states.pt"))
     assert len(shards) == 2 and all("zero_pp_rank_" in s for s in shards), shards  # one ZeRO-3 partition per rank
