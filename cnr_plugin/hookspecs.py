@@ -36,9 +36,12 @@ def register_judges(register: Callable[[str, Callable[..., Any]], None]) -> None
     """Register pairwise judges.
 
     Call ``register(name, factory)``; ``factory(config)`` gets the validated judge YAML
-    (:class:`cnr_plugin.judging.JudgeConfig`) and returns an object with
-    ``judge_one(pair: JudgePair) -> Verdict``, ``check_reachable() -> None`` (raise
-    ``JudgeConfigError`` to stop a run before it starts) and a ``cacheable`` flag. ``name`` is
-    what the ``judge:`` key of a judge YAML selects. Position orders, caching, concurrency and
-    scoring are done around it by :class:`cnr_plugin.judging.JudgeRunner`.
+    (:class:`cnr_plugin.judging.JudgeConfig`) and returns an object that follows
+    :class:`cnr_plugin.evaluation.Judge` (subclass :class:`cnr_plugin.evaluation.JudgeBase` for
+    its defaults): ``judge_one(pair) -> Verdict``; ``reads``, the fields of the pair its verdict
+    depends on (``prompt``, ``a``, ``b``, ``meta``; default all), which make the verdict's
+    identity for deduplication and the cache; ``cacheable`` (default False); ``check_reachable()``
+    and ``check_item(item)``, called before any generation (raise ``JudgeConfigError``). ``name``
+    is what the ``judge:`` key of a judge YAML selects. Position orders, caching, concurrency and
+    scoring are done around it by :class:`cnr_plugin.evaluation.JudgeRunner`.
     """

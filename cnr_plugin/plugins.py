@@ -17,6 +17,7 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
+from .errors import CnRError
 
 ENTRY_POINT_GROUP = "cnr_plugin"
 DEFAULT_PLUGINS = ("cnr_plugin.default_plugins.formats", "cnr_plugin.default_plugins.judges")
@@ -27,7 +28,7 @@ _pm: pluggy.PluginManager | None = None
 _sources: dict[str, tuple[str, str]] = {}
 
 
-class PluginError(ValueError):
+class PluginError(CnRError, ValueError):
     """A plugin, format or judge that cannot be found or loaded."""
 
 

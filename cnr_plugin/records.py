@@ -11,15 +11,17 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
-__all__ = ["CnRRecord", "ResponseRecord", "CnRDataError", "read_records", "read_responses", "iter_records",
-           "validate_row"]
+from .errors import CnRError
+
+__all__ = ["CnRRecord", "ResponseRecord", "RevisedRecord", "CnRDataError", "read_records", "read_responses",
+           "read_candidates", "iter_records", "iter_located", "validate_row"]
 
 
-class CnRDataError(ValueError):
+class CnRDataError(CnRError, ValueError):
     """A record that cannot be used, located by file, line (or row) and field."""
 
     def __init__(self, source: str, line: int | None, message: str, field: str | None = None, unit: str = "line"):
@@ -38,7 +40,8 @@ def _id_to_str(v: Any) -> Any:
 
 
 def _not_empty(v: str) -> str:
-    if not v:
+    """Texts are kept byte-exact (indentation is meaning in code); only blank ones are refused."""
+    if not v.strip():
         raise ValueError("must not be empty")
     return v
 
@@ -46,11 +49,14 @@ def _not_empty(v: str) -> str:
 class CnRRecord(BaseModel):
     """One critique-and-revise example.
 
+    Texts are kept exactly as given (no whitespace is stripped); a blank text is refused.
+
     ``critique`` may be given as free text, as structured ``pros`` / ``cons`` lists, or both;
     :attr:`critique_text` is what the model is trained on.
     """
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    file_kind: ClassVar[str] = "a CnR record"
 
     prompt: str
     response: str
@@ -68,22 +74,22 @@ class CnRRecord(BaseModel):
     @field_validator("pros", "cons")
     @classmethod
     def _items_not_empty(cls, v: list[str] | None) -> list[str] | None:
-        if v is not None:
-            v = [item.strip() for item in v]
-            if any(not item for item in v):
-                raise ValueError("items must not be empty")
+        if v is not None and any(not item.strip() for item in v):
+            raise ValueError("items must not be empty")
         return v
 
     @model_validator(mode="after")
     def _has_critique(self) -> CnRRecord:
-        if not self.critique and not (self.pros or self.cons):
-            raise ValueError("critique: must not be empty (give 'critique' text or 'pros'/'cons' lists)")
+        if not (self.critique or "").strip() and not (self.pros or self.cons):
+            state = "is missing" if self.critique is None and self.pros is None and self.cons is None else \
+                "must not be empty"
+            raise ValueError(f"critique: {state} (give 'critique' text or 'pros'/'cons' lists)")
         return self
 
     @property
     def critique_text(self) -> str:
         """The critique as the model sees it: free text, then pros and cons as bullet lists."""
-        parts = [self.critique] if self.critique else []
+        parts = [self.critique] if self.critique and self.critique.strip() else []
         if self.pros:
             parts.append("Pros:\n" + "\n".join(f"- {p}" for p in self.pros))
         if self.cons:
@@ -94,7 +100,8 @@ class CnRRecord(BaseModel):
 class ResponseRecord(BaseModel):
     """A (prompt, response) pair to be critiqued and revised at evaluation time."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    file_kind: ClassVar[str] = "a responses file"
 
     prompt: str
     response: str
@@ -106,14 +113,53 @@ class ResponseRecord(BaseModel):
     _required = field_validator("prompt", "response")(_not_empty)
 
 
-def _first_error(exc: ValidationError) -> tuple[str | None, str]:
+class RevisionStep(BaseModel):
+    """One iteration of a ``cnr revise`` output row (see :class:`cnr_plugin.evaluation.Step`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    iteration: int
+    response: str
+    generation: str
+    critique: str | None = None
+    revision: str | None = None
+    problem: str | None = None
+    result: str
+
+
+class RevisedRecord(BaseModel):
+    """A row of ``cnr revise`` output: the item and every iteration's critique and revision."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    file_kind: ClassVar[str] = "a `cnr revise` output file"
+
+    id: str
+    prompt: str
+    response: str
+    system: str | None = None
+    meta: dict[str, Any] | None = None
+    steps: list[RevisionStep]
+    final: str
+
+    _id = field_validator("id", mode="before")(_id_to_str)
+
+    @field_validator("steps")
+    @classmethod
+    def _iterations_in_order(cls, v: list[RevisionStep]) -> list[RevisionStep]:
+        if not v or [s.iteration for s in v] != list(range(1, len(v) + 1)):
+            raise ValueError("must hold iterations 1, 2, ... in order")
+        return v
+
+
+def _first_error(exc: ValidationError, model: type[BaseModel]) -> tuple[str | None, str]:
     err = exc.errors()[0]
     loc = [str(p) for p in err["loc"]]
     msg = err["msg"].removeprefix("Value error, ")
     if err["type"] == "missing":
         msg = "is missing"
     elif err["type"] == "extra_forbidden":
-        msg = "is not a CnR field (put extra data under 'meta')"
+        kind = getattr(model, "file_kind", model.__name__)
+        msg = (f"is not a field of {kind} (fields: {', '.join(model.model_fields)}; put extra data under 'meta')")
     field = ".".join(loc) if loc else None
     if field is None and msg.startswith("critique: "):
         field, msg = "critique", msg.removeprefix("critique: ")
@@ -121,14 +167,17 @@ def _first_error(exc: ValidationError) -> tuple[str | None, str]:
 
 
 def validate_row(row: Any, source: str = "<row>", line: int | None = None, unit: str = "line",
-                 model: type[BaseModel] = CnRRecord) -> Any:
-    """Validate one decoded row; raise :class:`CnRDataError` naming where and which field."""
+                 model: Any = CnRRecord) -> Any:
+    """Validate one decoded row; raise :class:`CnRDataError` naming where and which field.
+    ``model`` is a record model, or a function of the row that picks one."""
     if not isinstance(row, dict):
         raise CnRDataError(source, line, f"expected a JSON object, got {type(row).__name__}", unit=unit)
+    if not isinstance(model, type):
+        model = model(row)
     try:
         return model.model_validate(row)
     except ValidationError as exc:
-        field, msg = _first_error(exc)
+        field, msg = _first_error(exc, model)
         raise CnRDataError(source, line, msg, field=field, unit=unit) from None
 
 
@@ -193,8 +242,8 @@ def _iter_parquet(path: Path) -> Iterator[tuple[int, Any]]:
         yield i, {k: v for k, v in row.items() if v is not None}
 
 
-def iter_records(path: str | Path, model: type[BaseModel] = CnRRecord) -> Iterator[Any]:
-    """Yield validated records (``model``: CnR records by default) from a .jsonl, .json or .parquet file."""
+def iter_located(path: str | Path, model: Any = CnRRecord) -> Iterator[tuple[str, Any]]:
+    """Yield (``file:line`` or ``file (row N)``, validated record) from a .jsonl, .json or .parquet file."""
     path = Path(path)
     if not path.exists():
         raise CnRDataError(str(path), None, "file not found")
@@ -215,6 +264,12 @@ def iter_records(path: str | Path, model: type[BaseModel] = CnRRecord) -> Iterat
                 raise CnRDataError(str(path), line, f"duplicate id {record.id!r} (first at {unit} {seen[record.id]})",
                                    field="id", unit=unit)
             seen[record.id] = line
+        yield (f"{path}:{line}" if unit == "line" else f"{path} (row {line})"), record
+
+
+def iter_records(path: str | Path, model: Any = CnRRecord) -> Iterator[Any]:
+    """Yield validated records (``model``: CnR records by default) from a .jsonl, .json or .parquet file."""
+    for _where, record in iter_located(path, model):
         yield record
 
 
@@ -225,9 +280,15 @@ def read_records(paths: str | Path | Iterable[str | Path]) -> list[CnRRecord]:
     return [rec for p in paths for rec in iter_records(p)]
 
 
-def read_responses(path: str | Path) -> list[ResponseRecord]:
+def read_candidates(path: str | Path) -> list[ResponseRecord | RevisedRecord]:
+    """What ``cnr judge`` compares with a baseline: (prompt, response) pairs, or ``cnr revise``
+    output (rows with ``steps``); ids default to the 1-based position."""
+    return read_responses(path, model=lambda row: RevisedRecord if "steps" in row else ResponseRecord)
+
+
+def read_responses(path: str | Path, model: Any = ResponseRecord) -> list[Any]:
     """Read (prompt, response) pairs to be revised; ids default to the 1-based position."""
-    rows = list(iter_records(path, model=ResponseRecord))
+    rows = list(iter_records(path, model=model))
     if not rows:
         raise CnRDataError(str(path), None, "no (prompt, response) pairs in the file")
     out = [r if r.id is not None else r.model_copy(update={"id": str(i)}) for i, r in enumerate(rows, start=1)]

@@ -76,7 +76,7 @@ def _fruits(rng: random.Random) -> tuple[str, list[dict], str, list[str]]:
     n = rng.randint(2, 5)
     picks = rng.sample(FRUITS, n + 2)
     prompt = f"List exactly {n} fruits, one per line, nothing else."
-    checks = [{"kind": "n_lines", "n": n}, {"kind": "lines_from", "words": FRUITS}]
+    checks: list[dict] = [{"kind": "n_lines", "n": n}, {"kind": "lines_from", "words": FRUITS}]
     good = "\n".join(picks[:n])
     return prompt, checks, good, ["\n".join(picks[: n + 1]), ", ".join(picks[:n]),
                                   "\n".join(picks[: n - 1] + ["carrot"])]

@@ -1,7 +1,6 @@
 """Label Studio round trip with a real server: `cnr annotate push|pull` through the API, and a real
 browser (Playwright driving Debian Chromium) writing a critique and a revision that then train."""
 
-import json
 import os
 import secrets
 import shutil
@@ -13,8 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from conftest import ROOT, SAMPLE, missing
+from conftest import ROOT, free_port, missing
 
 pytestmark = [pytest.mark.annotate, pytest.mark.integration]
 pytest.importorskip("label_studio_sdk", reason="the annotate environment (.venv-annotate) runs these tests")
@@ -25,20 +23,12 @@ CHROMIUM = "/usr/bin/chromium"
 TRAIN_PY = ROOT / ".venv" / "bin" / "python"  # the axolotl environment trains the pulled record
 
 
-def _port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def label_studio(tmp_path_factory):
     exe = shutil.which("label-studio", path=str(Path(sys.executable).parent))
     if exe is None:
         missing("needs a Label Studio server (pip install label-studio; scripts/install.sh does)")
-    data, port, token = tmp_path_factory.mktemp("ls-data"), _port(), secrets.token_hex(20)
+    data, port, token = tmp_path_factory.mktemp("ls-data"), free_port(), secrets.token_hex(20)
     env = dict(os.environ, LABEL_STUDIO_USERNAME=EMAIL, LABEL_STUDIO_PASSWORD=PASSWORD,
                LABEL_STUDIO_USER_TOKEN=token, LATEST_VERSION_CHECK="false", COLLECT_ANALYTICS="false",
                SENTRY_DSN="", FRONTEND_SENTRY_DSN="")
@@ -55,7 +45,7 @@ def label_studio(tmp_path_factory):
         except OSError:
             if proc.poll() is not None or time.time() > deadline:
                 proc.kill()
-                raise RuntimeError("Label Studio did not start:\n" + (data / "server.log").read_text()[-3000:])
+                raise RuntimeError("Label Studio did not start:\n" + (data / "server.log").read_text()[-3000:]) from None
             time.sleep(1)
     print(f"\nLabel Studio up in {time.time() - t0:.0f} s")
     yield {"url": url, "token": token, "env": dict(os.environ, LABEL_STUDIO_URL=url, LABEL_STUDIO_API_KEY=token)}
@@ -125,6 +115,7 @@ def test_push_is_idempotent_and_pull_returns_what_was_written(tmp_path, label_st
     assert records["r01"].meta["annotator"] and records["r01"].meta["required"] == ["Au"]
     everyone = cnr(label_studio, "annotate", "pull", "--project", "api round trip", "--policy", "all",
                    "--out", tmp_path / "all.jsonl")
+    assert everyone.returncode == 0, everyone.stderr
     assert len(read_records(tmp_path / "all.jsonl")) == 3  # r01 once, r02 twice
     strict = cnr(label_studio, "annotate", "pull", "--project", "api round trip", "--strict",
                  "--out", tmp_path / "strict.jsonl")

@@ -3,7 +3,6 @@
 import json
 
 import pytest
-
 from conftest import SAMPLE, needs_torch
 
 pytestmark = needs_torch

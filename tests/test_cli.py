@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import SAMPLE, write_judge_yaml
 
 CNR = str(Path(sys.executable).parent / "cnr")
@@ -31,28 +30,9 @@ def test_formats_and_plugins_listing():
     assert json.loads(cnr("plugins").stdout)[0]["distribution"] == "cnr-plugin"
 
 
-def lm_eval_results(path: Path, points: dict[int, tuple[float, float, float]], pretrained: str) -> Path:
-    res = {"alias": "cnr_winrate", "n_items,judged": 10.0}
-    for it, (wr, lo, hi) in points.items():
-        res.update({f"winrate_iter{it},judged": wr, f"winrate_iter{it}_ci95_lo,judged": lo,
-                    f"winrate_iter{it}_ci95_hi,judged": hi, f"winrate_iter{it}_stderr,judged": 0.05})
-    path.mkdir(parents=True)
-    out = path / "results_2026-01-01T00-00-00.json"
-    out.write_text(json.dumps({"results": {"cnr_winrate": res},
-                               "config": {"model": "cnr", "model_args": {"inner": "hf", "pretrained": pretrained}}}))
-    return out
-
-
-def test_report_overlays_runs(tmp_path):
-    lm_eval_results(tmp_path / "a" / "m1", {1: (0.55, 0.45, 0.65), 2: (0.6, 0.5, 0.7)}, "trained")
-    lm_eval_results(tmp_path / "b" / "m2", {1: (0.45, 0.35, 0.55), 2: (0.44, 0.34, 0.54)}, "control")
-    proc = cnr("report", tmp_path / "a", tmp_path / "b", "--plot", tmp_path / "p.png")
-    assert proc.returncode == 0, proc.stderr
-    lines = proc.stdout.splitlines()
-    assert any("a: trained" in line and "0.600" in line and "[0.500, 0.700]" in line for line in lines)
-    assert any("b: control" in line and "0.450" in line for line in lines)
-    assert (tmp_path / "p.png").stat().st_size > 5000
-    assert cnr("report", tmp_path / "nothing-here").returncode != 0
+def test_report_without_runs_is_an_error(tmp_path):
+    proc = cnr("report", tmp_path)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
 
 
 @pytest.mark.integration
@@ -83,3 +63,97 @@ def test_revise_judge_report_real_server(tmp_path, llama_server):
     proc = cnr("report", tmp_path / "judged")
     assert proc.returncode == 0 and "smollm2-fewshot" in proc.stdout
     assert (tmp_path / "judged" / "cnr_winrate.png").is_file()
+
+
+# issue 11: bad input fails before work, in one line -------------------------------------------
+
+def one_line_error(proc) -> str:
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    return lines[0]
+
+
+def write_rows(path: Path, *rows) -> Path:
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))
+    return path
+
+
+ORIGINAL = {"id": "1", "prompt": "Name a pet.", "response": "cat", "meta": {"reference": "dog"}}
+
+
+@pytest.mark.parametrize("candidate, message", [
+    ('{"id": "1", "prompt": "Name a pet.", "resp', ":1: invalid JSON"),
+    ({"id": "1", "prompt": "Name a pet."}, ":1: field 'response': is missing"),
+    ('["not", "an", "object"]', ":1: expected a JSON object, got list"),
+    ({"id": "1", "prompt": "p", "response": "r", "steps": [{"iteration": 2, "response": "r", "generation": "g",
+                                                             "result": "x"}], "final": "x"},
+     ":1: field 'steps': must hold iterations 1, 2, ... in order"),
+    ({"id": "9", "prompt": "p", "response": "r"}, "field 'id': id '9' is not in"),
+])
+def test_judge_checks_its_input_files(tmp_path, candidate, message):
+    baseline = write_rows(tmp_path / "base.jsonl", ORIGINAL)
+    cand = write_rows(tmp_path / "cand.jsonl", candidate)
+    judge = tmp_path / "judge.yaml"
+    judge.write_text("judge: oracle\nchecker: reference\n")
+    line = one_line_error(cnr("judge", baseline, cand, "--judge", judge, "--out", tmp_path / "out"))
+    assert message in line and not (tmp_path / "out").exists()
+
+
+def test_judge_checks_the_judge_against_every_item_first(tmp_path):
+    baseline = write_rows(tmp_path / "base.jsonl", ORIGINAL, {"id": "2", "prompt": "p", "response": "r"})
+    cand = write_rows(tmp_path / "cand.jsonl", {"id": "1", "prompt": "p", "response": "dog"},
+                      {"id": "2", "prompt": "p", "response": "x"})
+    judge = tmp_path / "judge.yaml"
+    judge.write_text("judge: oracle\nchecker: reference\n")
+    line = one_line_error(cnr("judge", baseline, cand, "--judge", judge, "--out", tmp_path / "out"))
+    assert "item '2': oracle checker 'reference' cannot score the original response" in line
+
+
+def test_judge_keeps_texts_byte_exact(tmp_path):
+    code = {"id": "1", "prompt": "def f(x):", "response": "    return x\n  ", "meta": {"reference": "    return x\n  "}}
+    baseline = write_rows(tmp_path / "base.jsonl", code)
+    cand = write_rows(tmp_path / "cand.jsonl", {**code, "response": "return x"})
+    judge = tmp_path / "judge.yaml"
+    judge.write_text("judge: oracle\nchecker: mod:exact\n")
+    (tmp_path / "mod.py").write_text("def exact(prompt, response, meta):\n    return float(response == meta['reference'])\n")
+    env = {**__import__("os").environ, "PYTHONPATH": str(tmp_path), "CNR_CACHE_DIR": str(tmp_path / "cache")}
+    proc = cnr("judge", baseline, cand, "--judge", judge, "--out", tmp_path / "out", env=env)
+    assert proc.returncode == 0, proc.stderr
+    # stripped, the two texts would be equal (a tie); exact, the candidate lost its indentation
+    assert json.loads((tmp_path / "out" / "cnr_results.json").read_text())["rows"][0]["winrate"] == 0.0
+
+
+def test_revise_names_the_fields_of_a_responses_file(tmp_path):
+    records = write_rows(tmp_path / "records.jsonl", {"prompt": "p", "response": "r", "critique": "c", "revision": "v"})
+    line = one_line_error(cnr("revise", records, "--base-url", "http://127.0.0.1:9/v1", "--model", "m",
+                              "--out", tmp_path / "o.jsonl"))
+    assert "records.jsonl:1: field 'critique': is not a field of a responses file (fields: prompt, response" in line
+
+
+def test_revise_fails_fast_when_the_reviser_is_unreachable(tmp_path):
+    import time
+
+    responses = write_rows(tmp_path / "r.jsonl", ORIGINAL)
+    start = time.monotonic()
+    line = one_line_error(cnr("revise", responses, "--base-url", "http://127.0.0.1:9/v1", "--model", "m",
+                              "--out", tmp_path / "o.jsonl"))
+    assert "reviser endpoint http://127.0.0.1:9/v1 is unreachable" in line
+    assert time.monotonic() - start < 30 and not (tmp_path / "o.jsonl").exists()
+
+
+def test_revise_refuses_oversized_input_before_any_request(tmp_path):
+    responses = write_rows(tmp_path / "r.jsonl", ORIGINAL, {"id": "big", "prompt": "p", "response": "x" * 1_250_000})
+    line = one_line_error(cnr("revise", responses, "--base-url", "http://127.0.0.1:9/v1", "--model", "m",
+                              "--out", tmp_path / "o.jsonl"))
+    assert "1 item(s) are longer than max_input_tokens=32768" in line and "big (" in line
+
+
+def test_validate_warns_about_long_records_without_a_tokenizer(tmp_path):
+    long = write_rows(tmp_path / "long.jsonl", {"id": "short", "prompt": "p", "response": "r", "critique": "c",
+                                                "revision": "v"},
+                      {"id": "long", "prompt": "p", "response": "word " * 3000, "critique": "c", "revision": "v"})
+    proc = cnr("validate", long, "--sequence-len", "2048")
+    assert proc.returncode == 0
+    assert "1 record(s) are longer than 8192 characters" in proc.stderr and ": long;" in proc.stderr

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cnr_plugin.fault_server import FaultPlan, FaultServer
+from cnr_plugin.testing.fault_server import FaultPlan, FaultServer
 
 pytestmark = pytest.mark.integration
 LM_EVAL = str(Path(sys.executable).parent / "lm_eval")
@@ -93,8 +93,10 @@ def test_faults_are_retried_counted_and_recorded_once(tmp_path, responses):
     assert len({(j["item_id"], j["iteration"]) for j in judgments}) == len(judgments) == N_ITEMS * ITERATIONS
     assert all(len(d["steps"]) == ITERATIONS for d in data)
     assert rows(tmp_path / "cache", "revision") == N_ITEMS * ITERATIONS
-    # every verdict the server answered is stored exactly once; failures are not stored
-    assert rows(tmp_path / "cache", "judge") == stats["answered"]["/v1/chat/completions"]
+    # every verdict that parsed is stored exactly once; failed and unparsed ones are not stored
+    unparsed = sum(v["status"] == "unparsed" for j in judgments for v in (j["forward"], j["backward"]))
+    assert unparsed > 0
+    assert rows(tmp_path / "cache", "judge") == stats["answered"]["/v1/chat/completions"] - unparsed
     # failures and unparsed verdicts are counted and excluded, never scored
     bad = [j for j in judgments if j["status"] != "ok"]
     assert res["n_failed,judged"] == sum(j["status"] == "failed" for j in bad) > 0

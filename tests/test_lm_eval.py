@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import write_judge_yaml
 
 pytestmark = pytest.mark.integration
@@ -66,6 +65,20 @@ def test_cnr_winrate_real_server_then_cached(tmp_path, llama_server):
     res2, _ = results(tmp_path, "out2")
     assert res2["winrate_iter2,judged"] == res["winrate_iter2,judged"]
 
+    # cnr report reads these real lm-eval output folders: two runs overlaid, the table's figures are
+    # the results file's, and the plot is drawn
+    cnr = str(Path(sys.executable).parent / "cnr")
+    proc = subprocess.run([cnr, "report", str(tmp_path / "out"), str(tmp_path / "out2"), "--plot",
+                           str(tmp_path / "p.png")], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    rows = [line for line in proc.stdout.splitlines() if line.startswith(("out:", "out2:"))]
+    assert len(rows) == 2 * 2, proc.stdout  # two runs x two iterations
+    for it in (1, 2):
+        wr = res[f"winrate_iter{it},judged"]
+        lo, hi = res[f"winrate_iter{it}_ci95_lo,judged"], res[f"winrate_iter{it}_ci95_hi,judged"]
+        assert any(f"{wr:.3f}" in r and f"[{lo:.3f}, {hi:.3f}]" in r for r in rows), (it, rows)
+    assert (tmp_path / "p.png").stat().st_size > 5000
+
 
 @pytest.mark.parametrize("metadata, judge_extra, message", [
     ({"responses": "missing.jsonl"}, {}, "missing.jsonl: file not found"),
@@ -81,3 +94,23 @@ def test_bad_input_fails_fast_with_one_line(tmp_path, llama_server, metadata, ju
     assert message in proc.stderr.strip().splitlines()[-1]
     assert "Traceback" not in proc.stderr
     assert llama_server.requests("completions") == before  # nothing was generated
+
+
+@pytest.mark.parametrize("metadata, message", [
+    ({"iteration": 3}, "--metadata: unknown key 'iteration'; did you mean 'iterations'?"),
+    ({"iterations": 11}, "--metadata 'iterations': Input should be less than or equal to 10"),
+])
+def test_unknown_or_invalid_metadata_fails_before_work(tmp_path, metadata, message):
+    """No server needed: the run stops in load_docs, before the reviser or the judge is asked."""
+    judge = tmp_path / "judge.yaml"
+    judge.write_text("judge: oracle\nchecker: keywords\n")
+    cmd = [LM_EVAL, "--model", "cnr", "--model_args",
+           "inner=local-completions,base_url=http://127.0.0.1:9/v1/completions,model=m,"
+           "tokenizer_backend=None,tokenized_requests=False",
+           "--tasks", "cnr_winrate", "--metadata", json.dumps({"judge": str(judge), **metadata})]
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, CNR_CACHE_DIR=str(tmp_path / "cache")))
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("cnr_winrate: ") and message in last, last

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import ROOT, needs_torch
 
 pytestmark = needs_torch

@@ -5,9 +5,8 @@ import json
 
 import pytest
 
-from cnr_plugin.formats import Prompted
+from cnr_plugin.evaluation import Item, RunConfig, revise
 from cnr_plugin.plugins import get_format
-from cnr_plugin.revise import Item, revise
 
 pytest.importorskip("datasets")
 
@@ -59,7 +58,7 @@ def test_task_functions_end_to_end_with_oracle(tmp_path, monkeypatch):
     docs = list(ds["test"])
     assert len(docs) == 4 and "### Critique:" in tasks.doc_to_text(docs[0])
 
-    from cnr_plugin.lm_eval.docs import RunConfig, doc_items
+    from cnr_plugin.lm_eval.docs import doc_items
 
     run = RunConfig.from_doc(docs[0])
     steps = revise(doc_items(docs), get_format(run.format), ScriptedReviser(), run.iterations, progress=False)
@@ -88,4 +87,5 @@ def test_bad_runs_fail_fast_with_one_line(kwargs, message):
 
     with pytest.raises(CnRRunError) as info:
         load_docs(**kwargs)
-    assert message in str(info.value.code) and "\n" not in str(info.value.code)
+    assert message in str(info.value) and "\n" not in str(info.value)
+    assert isinstance(info.value, Exception)  # not a SystemExit: a Python caller's `except Exception` sees it

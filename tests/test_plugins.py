@@ -1,9 +1,9 @@
 import sys
 
 import pytest
+from conftest import ROOT
 
 from cnr_plugin import plugins
-from conftest import ROOT
 
 FIXTURE = ROOT / "tests" / "plugin_fixture"
 

@@ -32,13 +32,13 @@ def test_sample_data_is_valid():
 
 
 @pytest.mark.parametrize("row, field, message", [
-    ({"prompt": "p", "response": "r", "revision": "v"}, "critique", "must not be empty"),
+    ({"prompt": "p", "response": "r", "revision": "v"}, "critique", "is missing"),
     ({"prompt": "p", "response": "r", "critique": "c"}, "revision", "is missing"),
     ({**GOOD, "critique": "   "}, "critique", "must not be empty"),
     ({**GOOD, "revision": ""}, "revision", "must not be empty"),
     ({**GOOD, "revision": None}, "revision", "valid string"),
     ({**GOOD, "prompt": 3}, "prompt", "valid string"),
-    ({**GOOD, "critque": "typo"}, "critque", "not a CnR field"),
+    ({**GOOD, "critque": "typo"}, "critque", "not a field of a CnR record"),
     ({**GOOD, "pros": ["ok", ""]}, "pros", "must not be empty"),
 ])
 def test_bad_record_names_file_line_and_field(tmp_path, row, field, message):

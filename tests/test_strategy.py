@@ -1,7 +1,6 @@
 """Label masking of the axolotl strategy, with the real SmolLM2 tokenizer."""
 
 import pytest
-
 from conftest import SAMPLE, needs_torch
 
 pytestmark = needs_torch
@@ -67,12 +66,22 @@ def test_train_on_inputs_trains_everything(smollm2_tokenizer, records):
         assert ids == labels
 
 
-def test_overlong_records_are_reported_with_ids(smollm2_tokenizer, records, caplog):
+def test_overlong_records_are_named_by_file_and_line_or_id(smollm2_tokenizer, records, caplog, monkeypatch):
+    from cnr_plugin.axolotl import strategy as strategy_module
+    from cnr_plugin.axolotl.plugin import validate_dataset_files
+
+    monkeypatch.setattr(strategy_module, "SOURCES", {})
     out = strategy(smollm2_tokenizer, sequence_len=64).tokenize_prompt(as_batch(records[:4]))
     too_long = [r.id for r, ids in zip(records[:4], out["input_ids"]) if len(ids) > 64]
     assert too_long
-    assert f"{len(too_long)} of 4 records are longer than sequence_len=64" in caplog.text
-    assert ", ".join(too_long) in caplog.text
+    assert f"{len(too_long)} record(s) of a batch of 4 are longer than sequence_len=64" in caplog.text
+    assert ", ".join(f"id {i}" for i in too_long) in caplog.text  # no file known: the record's id
+    caplog.clear()
+    # the plugin read the dataset file: the same records are named by file and line
+    validate_dataset_files({"datasets": [{"path": str(SAMPLE), "type": "cnr_plugin.axolotl.strategy"}]})
+    strategy(smollm2_tokenizer, sequence_len=64).tokenize_prompt(as_batch(records[:4]))
+    lines = [f"{SAMPLE}:{n}" for n, r in enumerate(records[:4], start=1) if r.id in too_long]
+    assert ", ".join(lines) in caplog.text
 
 
 def test_bad_row_is_an_error(smollm2_tokenizer):

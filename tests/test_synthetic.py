@@ -5,11 +5,12 @@ import subprocess
 import sys
 
 import pytest
+from conftest import ROOT, axolotl_env, needs_torch
 
 from cnr_plugin import synthetic
-from cnr_plugin.judging import JudgePair, load_judge_config, make_judge
+from cnr_plugin.evaluation import make_judge
+from cnr_plugin.judging import JudgePair, load_judge_config
 from cnr_plugin.records import read_records
-from conftest import ROOT, axolotl_env, needs_torch
 
 
 @pytest.fixture(scope="module")

@@ -2,13 +2,11 @@
 
 import json
 import math
-import shutil
 import sys
 from pathlib import Path
 
 import pytest
-
-from conftest import ROOT, axolotl_env, needs_torch, pythonpath, run_train, tiny_config
+from conftest import ROOT, axolotl_env, free_port, needs_torch, pythonpath, run_train, tiny_config
 
 pytestmark = [needs_torch, pytest.mark.integration]
 
@@ -76,7 +74,7 @@ def test_zero3_two_ranks_on_cpu(tmp_path, tiny_falcon):
     cfg = tiny_config(tmp_path, tiny_falcon, adapter=None, lora_r=None, lora_alpha=None, lora_dropout=None,
                       lora_target_linear=None, max_steps=2, save_strategy="steps", save_steps=2,
                       deepspeed=str(tmp_path / "ds.json"))
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517"]
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port())]
     # gloo's async collectives complete before they return (see tests/gloo_sync/sitecustomize.py)
     run_train(cfg, launcher=torchrun, env=axolotl_env(PYTHONPATH=pythonpath(ROOT / "tests" / "gloo_sync")))
     ckpt = tmp_path / "out" / "checkpoint-2"
@@ -106,6 +104,7 @@ def test_post_train_evaluation_and_axolotl_cnr_eval(tmp_path, tiny_llama):
     assert (results / "cnr_winrate.png").stat().st_size > 1000
 
     import subprocess
+
     import yaml
 
     later = yaml.safe_load(cfg.read_text())
@@ -117,3 +116,24 @@ def test_post_train_evaluation_and_axolotl_cnr_eval(tmp_path, tiny_llama):
     assert proc.returncode == 0, proc.stderr[-4000:]
     res = json.loads(next((tmp_path / "later").rglob("results_*.json")).read_text())["results"]["cnr_winrate"]
     assert "winrate_iter1,judged" in res and "winrate_iter2,judged" not in res
+
+
+def test_records_too_long_are_named_by_file_line_and_too_few_stop_in_one_line(tmp_path, tiny_llama):
+    """Before axolotl tokenizes anything: dropped records are named where they are, and when fewer
+    than two would remain the run stops with one line (not axolotl's `empty range for randrange()`)."""
+    import subprocess
+
+    data = tmp_path / "cnr.jsonl"
+    short = {"prompt": "p", "response": "r", "critique": "c", "revision": "v"}
+    long = {**short, "response": "word " * 400}
+    data.write_text("\n".join(json.dumps(r) for r in (short, long, long)) + "\n")
+    cfg = tiny_config(tmp_path, tiny_llama, sequence_len=128, max_steps=1)
+    text = cfg.read_text().replace(str(ROOT / "data" / "sample_cnr.jsonl"), str(data))
+    cfg.write_text(text)
+    proc = subprocess.run([sys.executable, "-m", "axolotl.cli.train", str(cfg)], cwd=tmp_path, env=axolotl_env(),
+                          capture_output=True, text=True, timeout=600)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert f"2 of 3 records are longer than sequence_len=128 tokens and axolotl drops them: {data}:2, {data}:3" in out
+    assert "cnr: only 1 of 3 CnR records fit in sequence_len=128 tokens and axolotl needs at least 2" in out
+    assert "randrange" not in out and not (tmp_path / "prepared").exists() or not any((tmp_path / "prepared").rglob("*.arrow"))

@@ -1,111 +1,20 @@
 """Axolotl integration: ``plugins: [cnr_plugin.axolotl.CnRPlugin]``.
 
-The plugin adds the ``cnr_*`` config keys (see :mod:`.args`), checks CnR dataset files before
-axolotl touches them (errors name file and line), keeps the prepared-dataset cache apart for
-each set of CnR options and strategy code, and can evaluate the trained model with
-``cnr_winrate`` after training.
+The plugin class lives in :mod:`.plugin` and is loaded on first use, so importing
+``cnr_plugin.axolotl.args`` or running ``cnr check-memory`` does not import axolotl.
 """
 
 from __future__ import annotations
 
-import difflib
-import hashlib
-import importlib
-import json
-import logging
-import re
-from pathlib import Path
 from typing import Any
 
-from axolotl.integrations.base import BasePlugin
-
-from .args import OPTION_NAMES, CnRArgs
-
-# under "axolotl." so that axolotl's logging setup shows our INFO lines like its own
-LOG = logging.getLogger("axolotl.integrations.cnr_plugin")
-STRATEGY = "cnr_plugin.axolotl.strategy"
-DEFAULT_PREPARED_PATH = "last_run_prepared"
+__all__ = ["CnRPlugin"]
 
 
-def _is_cnr_dataset(ds: Any) -> bool:
-    return str((ds or {}).get("type") or "").startswith(STRATEGY)
+def __getattr__(name: str) -> Any:
+    # axolotl resolves "cnr_plugin.axolotl.CnRPlugin" with getattr on this module
+    if name == "CnRPlugin":
+        from .plugin import CnRPlugin
 
-
-def check_option_names(cfg: dict[str, Any]) -> None:
-    """A misspelled ``cnr_*`` key is an error, not a silently ignored option."""
-    for key in cfg:
-        if str(key).startswith("cnr_") and key not in OPTION_NAMES:
-            close = difflib.get_close_matches(key, OPTION_NAMES, n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
-            raise ValueError(f"unknown CnR option '{key}'{hint} (known: {', '.join(sorted(OPTION_NAMES))})")
-
-
-def options_fingerprint(options: CnRArgs) -> str:
-    """Hash of what decides the tokenized CnR data: options, format code and strategy code."""
-    from cnr_plugin import __version__
-    from cnr_plugin.plugins import get_format, plugin_versions
-
-    fmt = get_format(options.cnr_format)
-    code = hashlib.sha256()
-    for module_name in sorted({type(fmt).__module__, "cnr_plugin.formats.base", "cnr_plugin.records",
-                               f"{__name__}.strategy"}):
-        module_file = getattr(importlib.import_module(module_name), "__file__", None)
-        code.update(module_name.encode() + (Path(module_file).read_bytes() if module_file else b""))
-    payload = {
-        "options": options.model_dump(include={"cnr_format", "cnr_loss_on"}),
-        "version": __version__,
-        "code": code.hexdigest(),
-        "plugins": plugin_versions(),
-    }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def validate_dataset_files(cfg: dict[str, Any]) -> None:
-    """Read every local CnR dataset file with the CnR reader, so errors name file and line."""
-    from cnr_plugin.records import read_records
-
-    for ds in cfg.get("datasets") or []:
-        if not _is_cnr_dataset(ds):
-            continue
-        path = Path(str(ds.get("path")))  # relative to the working directory, as axolotl reads it
-        if path.is_file():
-            read_records(path)
-        elif path.is_dir():
-            read_records(sorted(p for p in path.iterdir() if p.suffix in (".jsonl", ".json", ".parquet")))
-        # anything else (a hub dataset) is axolotl's to load; the strategy validates its rows
-
-
-class CnRPlugin(BasePlugin):
-    """Critique-and-revise training (and post-training evaluation) for axolotl."""
-
-    def get_input_args(self) -> str:
-        return "cnr_plugin.axolotl.args.CnRArgs"
-
-    def register(self, cfg: dict[str, Any]) -> None:
-        check_option_names(cfg)
-        options = CnRArgs.model_validate({k: v for k, v in cfg.items() if k in OPTION_NAMES})
-        if not any(_is_cnr_dataset(ds) for ds in cfg.get("datasets") or []):
-            LOG.warning("cnr: no dataset has `type: %s`; the cnr_* options change nothing", STRATEGY)
-            return
-        validate_dataset_files(cfg)
-        # axolotl's prepared-dataset hash ignores plugin keys and strategy code: keep one
-        # cache folder per fingerprint so a changed option or format never reuses stale tokens
-        fp = options_fingerprint(options)
-        base = str(cfg.get("dataset_prepared_path") or DEFAULT_PREPARED_PATH)
-        if not re.fullmatch(r"cnr-[0-9a-f]{16}", Path(base).name):
-            cfg["dataset_prepared_path"] = str(Path(base) / f"cnr-{fp}")
-        LOG.info("cnr: format=%s loss_on=%s prepared data in %s", options.cnr_format, options.cnr_loss_on,
-                 cfg["dataset_prepared_path"])
-
-    def post_train_unload(self, cfg: Any) -> None:
-        """After training (model saved and unloaded): cnr_winrate on it, once, from rank 0."""
-        if not cfg.get("cnr_eval_post_train"):
-            return
-        from axolotl.utils.distributed import is_main_process
-
-        if not is_main_process():
-            return
-        from .evaluate import evaluate_trained
-
-        evaluate_trained(cfg)
-
+        return CnRPlugin
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

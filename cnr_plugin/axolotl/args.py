@@ -10,6 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from cnr_plugin.evaluation.run import MAX_ITERATIONS
+
 LossOn = Literal["critique_and_revision", "revision", "critique"]
 
 
@@ -32,7 +34,7 @@ class CnRArgs(BaseModel):
     cnr_hardware: Hardware | None = Field(None, description="hardware the config is sized for")
     cnr_eval_post_train: bool = Field(False, description="run cnr_winrate on the trained model after training")
     cnr_eval_responses: str | None = Field(None, description="jsonl of (prompt, response) pairs to revise")
-    cnr_eval_iterations: int = Field(5, ge=1, le=50, description="critique-and-revise iterations")
+    cnr_eval_iterations: int = Field(5, ge=1, le=MAX_ITERATIONS, description="critique-and-revise iterations")
     cnr_eval_judge: str | None = Field(None, description="judge YAML (default: the shipped judge)")
     cnr_eval_limit: int | None = Field(None, ge=1, description="evaluate only the first N responses")
     cnr_eval_max_gen_toks: int = Field(512, ge=1, description="max new tokens for a critique + revision")

@@ -19,6 +19,15 @@ from cnr_plugin.records import CnRDataError, validate_row
 LOG = logging.getLogger("axolotl.integrations.cnr_plugin")
 IGNORE = -100
 PLUGIN = "cnr_plugin.axolotl.CnRPlugin"
+#: record identity -> ``file:line``, filled by the plugin from the local dataset files, so a
+#: record dropped for length is named where the user can find it
+SOURCES: dict[str, str] = {}
+
+
+def record_key(record: Any) -> str:
+    from cnr_plugin.cache import make_key
+
+    return make_key(record.model_dump(mode="json"))
 
 
 class CnRStrategy(PromptTokenizingStrategy):
@@ -54,13 +63,13 @@ class CnRStrategy(PromptTokenizingStrategy):
             rendered = self.fmt.render_record(record, tokenizer=self.tokenizer)
             texts.append(rendered.input + rendered.target)
             spans.append(self._span(rendered))
-            ids.append(record.id or f"#{i}")
+            ids.append((i, record))
         enc = self.tokenizer(texts, return_offsets_mapping=True, add_special_tokens=True,
                              truncation=False, padding=False)
         eos = self.tokenizer.eos_token_id
         out: dict[str, list[list[int]]] = {"input_ids": [], "attention_mask": [], "labels": []}
         too_long = []
-        for input_ids, offsets, (lo, hi), rid in zip(enc["input_ids"], enc["offset_mapping"], spans, ids):
+        for input_ids, offsets, (lo, hi), (i, record) in zip(enc["input_ids"], enc["offset_mapping"], spans, ids):
             input_ids = list(input_ids)
             if self.train_on_inputs:
                 labels = list(input_ids)
@@ -71,13 +80,14 @@ class CnRStrategy(PromptTokenizingStrategy):
                 input_ids.append(eos)
                 labels.append(eos if self.train_on_inputs or self.loss_on != "critique" else IGNORE)
             if len(input_ids) > self.sequence_len:
-                too_long.append(rid)
+                too_long.append(SOURCES.get(record_key(record))
+                                or (f"id {record.id}" if record.id else f"row {i + 1} of a batch"))
             out["input_ids"].append(input_ids)
             out["attention_mask"].append([1] * len(input_ids))
             out["labels"].append(labels)
         if too_long:
-            LOG.warning("cnr: %d of %d records are longer than sequence_len=%d tokens and will be dropped by "
-                        "axolotl: %s", len(too_long), n, self.sequence_len, ", ".join(too_long))
+            LOG.warning("cnr: %d record(s) of a batch of %d are longer than sequence_len=%d tokens and will be "
+                        "dropped by axolotl: %s", len(too_long), n, self.sequence_len, ", ".join(too_long))
         return out
 
 

@@ -13,8 +13,8 @@ marker and render -> parse gives back exactly what was rendered.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
 SECTIONS = ("Prompt", "Response", "Critique", "Revision")
@@ -87,9 +87,11 @@ def render_answer(critique: str, revision: str) -> tuple[str, tuple[int, int], t
 def parse_generation(generation: str) -> Parsed:
     """Split a generation into (critique, revision).
 
-    Tolerates a repeated ``### Critique:`` line at the start, whitespace, and extra text after
-    the revision (cut at the next marker line). Escaped marker lines inside the parts are
-    returned unescaped. A missing or empty revision gives ``Parsed(problem=...)``.
+    Tolerates a repeated ``### Critique:`` line at the start, whitespace around the critique, and
+    extra text after the revision (cut at the next marker line, with the line breaks before it).
+    The revision is returned byte-exact otherwise: leading indentation and trailing text are
+    the model's. Escaped marker lines inside the parts are returned unescaped. A missing or
+    blank revision gives ``Parsed(problem=...)``.
     """
     text = generation.lstrip()
     markers = list(_MARKER_LINE_RE.finditer(text))
@@ -105,8 +107,11 @@ def parse_generation(generation: str) -> Parsed:
     crit_end = before[0].start() if before else rev.start()
     critique = unescape(text[:crit_end]).strip() or None
     after = next((m for m in markers if m.start() > rev.start()), None)
-    revision = unescape(text[rev.end(): after.start() if after else len(text)]).strip()
-    if not revision:
+    body = text[rev.end():].removeprefix("\n")
+    if after is not None:  # cut before the next section and the line breaks that separate it
+        body = text[rev.end(): after.start()].removeprefix("\n").rstrip("\r\n")
+    revision = unescape(body)
+    if not revision.strip():
         return Parsed(critique, None, "the '### Revision:' section is empty")
     return Parsed(critique, revision)
 
@@ -149,6 +154,13 @@ class CnRFormat:
 
     def parse(self, generation: str) -> Parsed:
         return parse_generation(generation)
+
+    def token_length(self, record: Any, tokenizer: Any) -> int:
+        """Tokens of a rendered record as the axolotl strategy makes them (special tokens, EOS)."""
+        r = self.render_record(record, tokenizer=tokenizer)
+        ids = tokenizer(r.input + r.target, add_special_tokens=True)["input_ids"]
+        eos = getattr(tokenizer, "eos_token_id", None)
+        return len(ids) + int(self.append_eos and eos is not None and (not ids or ids[-1] != eos))
 
     def stop_sequences(self) -> list[str]:
         """Strings after which a generation is complete (beyond the model's own EOS)."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -10,6 +9,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from cnr_plugin.errors import CnRError, closest
 from cnr_plugin.resources import eval_tasks_path
 
 DEFAULT_PROMPT = """You compare two responses to the same prompt and decide which is better: more correct, \
@@ -29,8 +29,9 @@ Answer with JSON only: {"winner": "A"} if A is better, {"winner": "B"} if B is b
 if neither is better."""
 
 
-class JudgeConfigError(ValueError):
-    """A judge YAML that cannot be used; the message names the file and the key."""
+class JudgeConfigError(CnRError, ValueError):
+    """A judge that cannot be used: its YAML (the message names the file and the key), its
+    endpoint, or an item it cannot judge."""
 
 
 class JudgeConfig(BaseModel):
@@ -105,7 +106,5 @@ def load_judge_config(spec: str | Path | dict[str, Any] | None) -> JudgeConfig:
         err = exc.errors()[0]
         key = ".".join(str(p) for p in err["loc"])
         if err["type"] == "extra_forbidden":
-            close = difflib.get_close_matches(key, JudgeConfig.model_fields, n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
-            raise JudgeConfigError(f"{source}: unknown key '{key}'{hint}") from None
+            raise JudgeConfigError(f"{source}: {closest(key, JudgeConfig.model_fields)}") from None
         raise JudgeConfigError(f"{source}: '{key}': {err['msg']}") from None

@@ -8,37 +8,35 @@ from __future__ import annotations
 
 from typing import Any
 
+from cnr_plugin.endpoints import check_reachable, make_client
+from cnr_plugin.errors import CnRError
+from cnr_plugin.evaluation.judging import JudgeBase
+
 from .base import VERDICT_JSON_SCHEMA, JudgePair, Verdict, parse_verdict, render_judge_prompt
 from .config import JudgeConfig, JudgeConfigError
 
 
-class OpenAIJudge:
+class OpenAIJudge(JudgeBase):
+    #: the request is made of the prompt and the two texts only (and the config)
+    reads = frozenset({"prompt", "a", "b"})
     cacheable = True
 
     def __init__(self, config: JudgeConfig):
         if not config.model or not config.base_url:
             raise JudgeConfigError("the openai judge needs `model:` and `base_url:`")
-        try:
-            import openai
-        except ImportError as exc:  # pragma: no cover - depends on the environment
-            raise JudgeConfigError("the openai judge needs `pip install \"cnr-plugin[eval]\"`") from exc
         self.config = config
+        self.client = make_client(config.base_url, config.api_key(), timeout_s=config.timeout_s,
+                                  max_retries=config.max_retries, command="the openai judge")
+        import openai
+
         self._openai = openai
-        self.client = openai.OpenAI(base_url=config.base_url, api_key=config.api_key(),
-                                    max_retries=config.max_retries, timeout=config.timeout_s)
 
     def check_reachable(self) -> None:
         """Fail fast, before any generation, when the judge endpoint does not answer."""
-        client = self.client.with_options(max_retries=0, timeout=min(self.config.timeout_s, 10.0))
         try:
-            client.models.list()
-        except self._openai.APIConnectionError as exc:  # includes timeouts
-            raise JudgeConfigError(f"judge endpoint {self.config.base_url} is unreachable: "
-                                   f"{type(exc).__name__}") from None
-        except self._openai.AuthenticationError:
-            raise JudgeConfigError(f"judge endpoint {self.config.base_url} rejected the API key (HTTP 401)") from None
-        except self._openai.APIStatusError:
-            pass  # it answers; some servers have no /models
+            check_reachable(self.client, str(self.config.base_url), "judge", self.config.timeout_s)
+        except CnRError as exc:
+            raise JudgeConfigError(str(exc)) from None
 
     def _request(self, pair: JudgePair) -> dict[str, Any]:
         kwargs: dict[str, Any] = dict(

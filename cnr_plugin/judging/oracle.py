@@ -2,7 +2,9 @@
 
 For verifiable tasks (the response must contain these words, have that many items, ...). The
 checker is ``module:function`` taking (prompt, response, meta) and returning a number; ``meta``
-is the document's ``meta`` field. Built-in checkers live in this module.
+is the item's ``meta`` field. A checker raises when ``meta`` lacks what it needs: the judge runs
+it on every original response before any generation, so such an item stops the run up front.
+Built-in checkers live in this module.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
+from cnr_plugin.evaluation.judging import JudgeBase
+
 from .base import JudgePair, Verdict
 from .config import JudgeConfig, JudgeConfigError
 
@@ -18,6 +22,8 @@ from .config import JudgeConfig, JudgeConfigError
 def keywords(prompt: str, response: str, meta: dict[str, Any]) -> float:
     """One point per ``meta['required']`` entry present and per ``meta['forbidden']`` string
     absent (case-insensitive substrings; a required entry may be a list of alternatives)."""
+    if not meta.get("required") and not meta.get("forbidden"):
+        raise KeyError("meta has neither 'required' nor 'forbidden' keywords")
     text = response.lower()
 
     def has(entry: Any) -> bool:
@@ -29,7 +35,9 @@ def keywords(prompt: str, response: str, meta: dict[str, Any]) -> float:
 
 def reference(prompt: str, response: str, meta: dict[str, Any]) -> float:
     """1 when the response equals ``meta['reference']`` (whitespace-insensitive), else 0."""
-    return float(" ".join(response.split()) == " ".join(str(meta.get("reference", "")).split()))
+    if "reference" not in meta:
+        raise KeyError("meta has no 'reference'")
+    return float(" ".join(response.split()) == " ".join(str(meta["reference"]).split()))
 
 
 def load_checker(spec: str) -> Callable[[str, str, dict[str, Any]], float]:
@@ -42,7 +50,10 @@ def load_checker(spec: str) -> Callable[[str, str, dict[str, Any]], float]:
         raise JudgeConfigError(f"oracle checker {spec!r} cannot be loaded: {exc}") from None
 
 
-class OracleJudge:
+class OracleJudge(JudgeBase):
+    #: the checker reads the item's meta: it is part of every verdict's identity
+    reads = frozenset({"prompt", "a", "b", "meta"})
+    #: a checker's code can change between runs: verdicts are recomputed, never cached
     cacheable = False
 
     def __init__(self, config: JudgeConfig):
@@ -51,8 +62,13 @@ class OracleJudge:
         self.config = config
         self.checker = load_checker(config.checker)
 
-    def check_reachable(self) -> None:
-        pass
+    def check_item(self, item: Any) -> None:
+        """The checker must be able to score the item's original response."""
+        try:
+            float(self.checker(item.prompt, item.response, item.meta))
+        except Exception as exc:
+            raise JudgeConfigError(f"oracle checker {self.config.checker!r} cannot score the original response: "
+                                   f"{type(exc).__name__}: {exc}") from None
 
     def judge_one(self, pair: JudgePair) -> Verdict:
         a = self.checker(pair.prompt, pair.a, pair.meta)

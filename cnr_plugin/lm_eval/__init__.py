@@ -1,10 +1,14 @@
-"""lm-eval adapter: the cnr_winrate task functions, the ``--model cnr`` wrapper, registration."""
+"""lm-eval adapter: the cnr_winrate task functions, the ``--model cnr`` wrapper, registration.
+
+It translates lm-eval's documents and results to and from :mod:`cnr_plugin.evaluation`.
+"""
+
+from cnr_plugin.errors import CnRError
 
 
-class CnRRunError(SystemExit):
-    """A cnr_winrate run that cannot go on. A SystemExit, so that the ``lm_eval`` command ends
-    with this one line (exit status 1) instead of a traceback; catch it as ``SystemExit`` or
-    ``CnRRunError`` when calling lm-eval from Python."""
+class CnRRunError(CnRError):
+    """A cnr_winrate run that cannot go on. The ``lm_eval`` command prints it as one line
+    (``cnr_winrate: ...``, exit status 1) through the hook :mod:`.autoregister` installs; a Python
+    caller catches it as :class:`~cnr_plugin.errors.CnRError` (or ``Exception``)."""
 
-    def __init__(self, message: str):
-        super().__init__(f"cnr_winrate: {message}")
+    prefix = "cnr_winrate"

@@ -1,12 +1,20 @@
-"""Makes ``lm_eval --model cnr`` work right after ``pip install``.
+"""Makes ``lm_eval --model cnr ... --tasks cnr_winrate`` work right after ``pip install``
+(wheel or ``pip install -e .``), without ``--include_path`` and without any file in lm-eval's folder.
 
-lm-eval has no entry points for models: a model is known once its module is imported, and the
-``lm_eval`` command imports only its own. The wheel therefore ships a one-line
-``cnr_plugin_lm_eval.pth`` that imports a copy of this file (top-level module
-``_cnr_plugin_autoregister``, so that nothing of cnr_plugin or its dependencies loads at
-interpreter start). It uses the standard library only and imports nothing of lm-eval; it waits
-for ``lm_eval.models`` to be imported (which registers lm-eval's own models as lazy
-placeholders) and then adds ``cnr`` the same lazy way. ``CNR_LM_EVAL_AUTOREGISTER=0`` switches it off.
+lm-eval 0.4.11-0.4.13 has no entry points for models or tasks: a model is known once its module
+is imported, and tasks are found in lm-eval's own folder and in ``--include_path``. The package
+therefore ships one start-up hook, ``cnr_plugin_lm_eval.pth``, which imports this module (it and
+the modules it imports at start-up use the standard library only). It imports nothing of lm-eval;
+it waits until lm-eval itself imports
+
+* ``lm_eval.models`` (which registers lm-eval's own models): then ``cnr`` is added the same lazy
+  way, unless lm-eval already knows it (newer lm-eval discovers models from the ``lm_eval.models``
+  entry point group, which the package also declares);
+* ``lm_eval.tasks``: then the package's task folder is added to every ``TaskManager``'s
+  ``include_path`` (before the user's own paths, so a user's ``--include_path`` still wins).
+
+An uncaught cnr-plugin error (:class:`cnr_plugin.errors.CnRError`) in that process ends it with its
+one-line message instead of a traceback. ``CNR_LM_EVAL_AUTOREGISTER=0`` switches all of it off.
 """
 
 from __future__ import annotations
@@ -16,58 +24,123 @@ import importlib.machinery
 import os
 import sys
 
-TARGET = "lm_eval.models"
 MODEL_NAME = "cnr"
 MODEL_TARGET = "cnr_plugin.lm_eval.model:CnRLM"
 
 
 def register(models_module: object = None) -> None:
+    """Add ``cnr`` to lm-eval's model registry (lazily: nothing is imported until it is used)."""
     from lm_eval.api.registry import model_registry
 
     if MODEL_NAME not in model_registry:
         model_registry.register(MODEL_NAME, target=MODEL_TARGET)
+    install_excepthook()
+
+
+def task_folder() -> str:
+    from cnr_plugin.resources import eval_tasks_path
+
+    return str(eval_tasks_path())
+
+
+def add_task_folder(tasks_module: object = None) -> None:
+    """Every lm-eval ``TaskManager`` made from now on also searches the package's task folder."""
+    import inspect
+
+    manager = getattr(tasks_module or sys.modules["lm_eval.tasks"], "TaskManager", None)
+    if manager is None or getattr(manager.__init__, "_cnr_tasks", False):
+        return
+    original = manager.__init__
+    signature = inspect.signature(original)
+    if "include_path" not in signature.parameters:
+        return  # an lm-eval this hook does not know; `cnr lm-eval` and --include_path still work
+
+    def __init__(self, *args, **kwargs):
+        bound = signature.bind(self, *args, **kwargs)
+        given = bound.arguments.get("include_path")
+        paths = [] if given is None else list(given) if isinstance(given, (list, tuple)) else [given]
+        ours = task_folder()
+        if all(os.path.realpath(str(p)) != os.path.realpath(ours) for p in paths):
+            bound.arguments["include_path"] = [ours, *paths]
+        original(*bound.args, **bound.kwargs)
+
+    __init__._cnr_tasks = True  # type: ignore[attr-defined]
+    __init__.__wrapped__ = original  # type: ignore[attr-defined]
+    __init__.__doc__ = original.__doc__
+    manager.__init__ = __init__
+    install_excepthook()
+
+
+def _one_line_hook(previous):
+    def hook(exc_type, exc, tb):
+        # cnr-plugin's own errors are one line for the user, no traceback; every other
+        # exception goes to the hook that was there before
+        if getattr(exc_type, "_cnr_one_line", False):
+            print(f"{getattr(exc_type, 'prefix', 'cnr')}: {exc}", file=sys.stderr)
+        else:
+            previous(exc_type, exc, tb)
+
+    hook._cnr_one_line_hook = True  # type: ignore[attr-defined]
+    return hook
+
+
+def install_excepthook() -> None:
+    """In a process that loaded lm-eval: an uncaught cnr-plugin error ends it with its one-line
+    message (exit status 1, as for any uncaught exception) instead of a traceback."""
+    if not getattr(sys.excepthook, "_cnr_one_line_hook", False):
+        sys.excepthook = _one_line_hook(sys.excepthook)
+
+
+HOOKS = {"lm_eval.models": register, "lm_eval.tasks": add_task_folder}
 
 
 class _Loader(importlib.abc.Loader):
-    def __init__(self, inner: importlib.abc.Loader):
-        self.inner = inner
+    def __init__(self, inner: importlib.abc.Loader, after):
+        self.inner, self.after = inner, after
 
     def create_module(self, spec):
         return self.inner.create_module(spec)
 
     def exec_module(self, module) -> None:
-        self.inner.exec_module(module)
+        self.inner.exec_module(module)  # type: ignore[attr-defined]
         try:
-            register(module)
-        except Exception as exc:  # never break lm-eval itself; say why `--model cnr` is missing
-            print(f"cnr-plugin: could not register the lm-eval model 'cnr': {exc}", file=sys.stderr)
+            self.after(module)
+        except Exception as exc:  # never break lm-eval itself; say why cnr is missing
+            print(f"cnr-plugin: could not add cnr_winrate / --model cnr to lm-eval: {exc}", file=sys.stderr)
 
 
 class _Finder(importlib.abc.MetaPathFinder):
-    _cnr_autoregister = True  # recognised across the two copies of this module
+    _cnr_autoregister = True
 
     def find_spec(self, fullname, path, target=None):
-        if fullname != TARGET:
+        after = HOOKS.get(fullname)
+        if after is None:
             return None
         spec = importlib.machinery.PathFinder.find_spec(fullname, path)
         if spec is not None and spec.loader is not None:
-            spec.loader = _Loader(spec.loader)
+            spec.loader = _Loader(spec.loader, after)
         return spec
 
 
 def register_now() -> None:
-    """Register ``cnr`` in this process now, importing lm-eval's model list first."""
+    """Register ``cnr`` and the task folder in this process now, importing lm-eval's parts first."""
     import lm_eval.models  # noqa: F401  (registers lm-eval's own models; an empty registry would skip them)
+    import lm_eval.tasks
 
     register()
+    add_task_folder(lm_eval.tasks)
 
 
 def install() -> None:
     if os.environ.get("CNR_LM_EVAL_AUTOREGISTER", "1") == "0":
         return
-    if TARGET in sys.modules:
-        register()
-    elif not any(getattr(f, "_cnr_autoregister", False) for f in sys.meta_path):
+    for name, after in HOOKS.items():
+        if name in sys.modules:
+            try:
+                after(sys.modules[name])
+            except Exception as exc:
+                print(f"cnr-plugin: could not add cnr_winrate / --model cnr to lm-eval: {exc}", file=sys.stderr)
+    if not any(getattr(f, "_cnr_autoregister", False) for f in sys.meta_path):
         sys.meta_path.insert(0, _Finder())
 
 

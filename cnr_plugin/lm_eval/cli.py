@@ -27,13 +27,18 @@ def lm_eval_argv(args: list[str]) -> list[str]:
 
 
 def main(args: list[str] | None = None) -> None:
+    from cnr_plugin.errors import CnRError
     from cnr_plugin.lm_eval import autoregister
 
     autoregister.register_now()
     from lm_eval.__main__ import cli_evaluate
 
     sys.argv = ["lm_eval", *lm_eval_argv(list(sys.argv[1:] if args is None else args))]
-    cli_evaluate()
+    try:
+        cli_evaluate()
+    except CnRError as exc:  # the command-line boundary: one line and exit status 1
+        print(f"{exc.prefix}: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

@@ -9,13 +9,15 @@ iteration, so hf / vllm / API models batch as usual) and returns every iteration
 and revision; the task's filter judges them and its metrics turn verdicts into win rates.
 Model arguments other than those below go to the inner model unchanged.
 
-Own arguments: ``inner`` (lm-eval model name, required), ``cache_revisions`` (true: keep
-revisions in the sqlite cache, for resuming long runs), ``cache`` (cache file path).
+Own arguments: ``inner`` (lm-eval model name, required), ``cache_revisions`` (default true: every
+generation is kept in the sqlite cache as it arrives, so a re-run or a resumed run never generates
+it again; false to always generate), ``cache`` (cache file path).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from lm_eval.api.instance import Instance
@@ -24,12 +26,13 @@ from lm_eval.api.registry import get_model
 from lm_eval.utils import simple_parse_args_string
 
 from cnr_plugin.cache import Cache
+from cnr_plugin.errors import CnRError
+from cnr_plugin.evaluation import DEFAULT_MAX_INPUT_TOKENS, RunConfig, check_lengths, examples_for, revise
 from cnr_plugin.formats import Prompted
 from cnr_plugin.plugins import get_format
-from cnr_plugin.revise import revise
 
 from . import CnRRunError
-from .docs import RunConfig, doc_items, examples_for
+from .docs import doc_items
 
 OWN_ARGS = ("inner", "cache_revisions", "cache")
 
@@ -60,7 +63,7 @@ class LMEvalBackend:
     def __init__(self, inner: LM, gen_kwargs: dict[str, Any], identity: str):
         self.inner, self.gen_kwargs, self.identity = inner, gen_kwargs, identity
 
-    def generate(self, requests: list[Prompted]) -> list[str]:
+    def generate(self, requests: Sequence[Prompted]) -> list[str]:
         instances = []
         for i, req in enumerate(requests):
             context = req.text if req.messages is None else self.inner.apply_chat_template(req.messages)
@@ -70,7 +73,7 @@ class LMEvalBackend:
 
 
 class CnRLM(LM):
-    def __init__(self, inner_lm: LM, inner_name: str, inner_kwargs: dict[str, Any], cache_revisions: bool = False,
+    def __init__(self, inner_lm: LM, inner_name: str, inner_kwargs: dict[str, Any], cache_revisions: bool = True,
                  cache: str | None = None):
         super().__init__()
         self.inner = inner_lm
@@ -89,6 +92,9 @@ class CnRLM(LM):
         if inner == "cnr":
             raise CnRRunError("--model cnr cannot wrap itself (inner=cnr)")
         own = {k: args.pop(k) for k in OWN_ARGS if k in args}
+        from .tasks import MODEL_ARG_KEYS
+
+        MODEL_ARG_KEYS.update(own, args)  # lm-eval merges them into the task's metadata
         return inner, own, args
 
     @classmethod
@@ -96,13 +102,13 @@ class CnRLM(LM):
         inner, own, rest = cls._split(simple_parse_args_string(arg_string))
         inner_args = ",".join(f"{k}={v}" for k, v in rest.items())
         inner_lm = get_model(inner).create_from_arg_string(inner_args, additional_config)
-        return cls(inner_lm, inner, rest, _truthy(own.get("cache_revisions", False)), own.get("cache"))
+        return cls(inner_lm, inner, rest, _truthy(own.get("cache_revisions", True)), own.get("cache"))
 
     @classmethod
     def create_from_arg_obj(cls, arg_dict: dict, additional_config: dict | None = None) -> CnRLM:
         inner, own, rest = cls._split(arg_dict)
         inner_lm = get_model(inner).create_from_arg_obj(rest, additional_config)
-        return cls(inner_lm, inner, rest, _truthy(own.get("cache_revisions", False)), own.get("cache"))
+        return cls(inner_lm, inner, rest, _truthy(own.get("cache_revisions", True)), own.get("cache"))
 
     def generate_until(self, requests: list[Instance], disable_tqdm: bool = False) -> list[str]:
         if not requests:
@@ -115,9 +121,34 @@ class CnRLM(LM):
         gen_kwargs["until"] = until + [s for s in fmt.stop_sequences() if s not in until]
         gen_kwargs["max_gen_toks"] = run.max_gen_toks
         backend = LMEvalBackend(self.inner, gen_kwargs, f"{self.identity}:{json.dumps(gen_kwargs, sort_keys=True)}")
-        steps = revise(doc_items(docs), fmt, backend, run.iterations, examples=examples_for(run),
-                       cache=self.cache, progress=not disable_tqdm)
-        return [json.dumps({"steps": [s.as_dict() for s in steps[doc["id"]]]}) for doc in docs]
+        try:
+            examples = examples_for(run)
+            limit, count = self._input_limit(run)
+            items, skipped = check_lengths(doc_items(docs), fmt, max_tokens=limit, policy=run.oversized,
+                                           count_tokens=count, examples=examples, source=run.responses)
+            steps = revise(items, fmt, backend, run.iterations, examples=examples, cache=self.cache,
+                           progress=not disable_tqdm)
+        except CnRRunError:
+            raise
+        except CnRError as exc:
+            raise CnRRunError(str(exc)) from None
+        return [json.dumps({"steps": [], "skipped": "oversized"} if doc["id"] in skipped else
+                           {"steps": [s.as_dict() for s in steps[doc["id"]]]}) for doc in docs]
+
+    def _input_limit(self, run: RunConfig) -> tuple[int, Any]:
+        """The longest input the inner model takes, and how to count it: its own tokenizer and
+        context (less the tokens to generate) where it has them, else an estimate."""
+        tokenizer = getattr(self.inner, "tokenizer", None)
+        count = None
+        if tokenizer is not None and callable(getattr(tokenizer, "encode", None)):
+            def count(text: str) -> int:
+                return len(tokenizer.encode(text, add_special_tokens=False))
+        if run.max_input_tokens is not None:
+            return run.max_input_tokens, count
+        context = getattr(self.inner, "max_length", None) if count is not None else None
+        if isinstance(context, int) and context > run.max_gen_toks:
+            return context - run.max_gen_toks, count
+        return DEFAULT_MAX_INPUT_TOKENS, count
 
     def loglikelihood(self, requests, disable_tqdm: bool = False):
         raise NotImplementedError("--model cnr only serves the cnr_winrate tasks (generate_until)")

@@ -1,8 +1,9 @@
 """Functions of the cnr_winrate task (the YAML reaches them through eval_tasks/cnr_utils.py).
 
-Data flows: ``load_docs`` (responses + run options) -> ``--model cnr`` (K iterations of
-critique and revision) -> ``judge`` filter (all pairs at once: both orders, cache, bounded
-concurrency) -> ``process_results`` (per-document scores) -> aggregations (win rate, CI).
+Data flows: ``load_docs`` (responses + run options, everything checked) -> ``--model cnr`` (K
+iterations of critique and revision) -> ``judge`` filter (all pairs at once, through
+:func:`cnr_plugin.evaluation.judge_revisions`) -> ``process_results`` (per-document scores) ->
+aggregations (win rate, CI). This module only translates between lm-eval and the evaluation layer.
 """
 
 from __future__ import annotations
@@ -12,53 +13,52 @@ import logging
 from typing import Any
 
 from cnr_plugin.cache import Cache
-from cnr_plugin.judging import (JudgeConfigError, JudgeRunner, TooManyFailures, bootstrap_ci, iteration_comparisons,
-                                load_judge_config, make_judge, summarize)
+from cnr_plugin.errors import CnRError
+from cnr_plugin.evaluation import RunConfig, bootstrap_ci, examples_for, judge_revisions, prepare_judge, run_config
+from cnr_plugin.judging import load_judge_config
 from cnr_plugin.plugins import get_format
 
 from . import CnRRunError
-from .docs import RunConfig, make_docs
+from .docs import doc_items, make_docs, read_items
 
 LOG = logging.getLogger("cnr_plugin.lm_eval")
-RUN_KEYS = frozenset(RunConfig.model_fields)
+#: keys lm-eval itself puts among the task's metadata: the task YAML's ``metadata:`` (version),
+#: and 0.4.13's task factory (config_source, config, _metadata)
+LM_EVAL_KEYS = frozenset({"version", "config_source", "config", "_metadata"})
+#: the ``--model_args`` keys of the ``--model cnr`` made in this process: lm-eval merges them into
+#: the metadata it passes to ``load_docs``, so they are not unknown run options
+MODEL_ARG_KEYS: set[str] = set()
 
 
 def _check(fn, *args, **kwargs):
-    """Run a check; turn the plugin's own errors into a one-line CnRRunError."""
-    from pydantic import ValidationError
-
-    from cnr_plugin.plugins import PluginError
-    from cnr_plugin.records import CnRDataError
-
+    """Run a step; the plugin's own errors become a one-line ``cnr_winrate: ...`` error."""
     try:
         return fn(*args, **kwargs)
-    except (CnRDataError, PluginError, JudgeConfigError, TooManyFailures, FileNotFoundError) as exc:
+    except CnRRunError:
+        raise
+    except CnRError as exc:
         raise CnRRunError(str(exc)) from None
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        raise CnRRunError(f"--metadata '{'.'.join(map(str, err['loc']))}': {err['msg']}") from None
 
 
 def load_docs(**kwargs: Any):
     """``custom_dataset``: lm-eval passes ``--metadata`` (merged with ``--model_args``) here.
 
-    Everything a run needs is checked now, before any generation: the responses file, the
-    judge config and whether the judge answers, the format, and that the reviser is ``--model cnr``.
+    Everything a run needs is checked now, before any generation: the options (an unknown key is
+    an error), the responses file, the format, the few-shot file, the judge config, whether the
+    judge answers and whether it can judge every item, and that the reviser is ``--model cnr``.
     """
     import datasets
 
     if "inner" not in kwargs:
         raise CnRRunError("the reviser runs through the CnR wrapper model: use --model cnr --model_args "
                           "inner=<your lm-eval model>,<its arguments> (e.g. inner=hf,pretrained=runs/cnr-tiny-cpu)")
-    run = _check(RunConfig.model_validate, {k: v for k, v in kwargs.items() if k in RUN_KEYS})
+    run = _check(run_config, kwargs, ignore=LM_EVAL_KEYS | MODEL_ARG_KEYS | {"inner"})
     _check(get_format, run.format)
-    docs = _check(make_docs, run)
-    judge_config = _check(load_judge_config, run.judge)
-    judge = _check(make_judge, judge_config)
-    if judge_config.check_reachable:
-        _check(judge.check_reachable)
-    LOG.info("cnr_winrate: %d responses, %d iterations, judge %s", len(docs), run.iterations, judge_config.judge)
-    return datasets.DatasetDict({"test": datasets.Dataset.from_list(docs)})
+    items = _check(read_items, run)
+    _check(examples_for, run)
+    judge_config, _ = _check(prepare_judge, run.judge, items, source=run.responses)
+    LOG.info("cnr_winrate: %d responses, %d iterations, judge %s", len(items), run.iterations, judge_config.judge)
+    return datasets.DatasetDict({"test": datasets.Dataset.from_list(make_docs(run, items))})
 
 
 def doc_to_text(doc: dict[str, Any]) -> str:
@@ -74,31 +74,26 @@ def judge(resps: list[list[str]], docs: list[dict[str, Any]]) -> list[str]:
     Takes the one generation of each document, like lm-eval's ``take_first``, and returns it
     with the verdicts added."""
     if not docs:
-        return resps
+        return []
     run = RunConfig.from_doc(docs[0])
-    config = load_judge_config(run.judge)
-    runner = JudgeRunner(make_judge(config), config, Cache(run.cache))  # judges that are not cacheable skip it
-    comparisons, outputs = [], []
-    for resp, doc in zip(resps, docs):
+    outputs = []
+    for resp in resps:
         try:
-            data = json.loads(resp[0])
+            outputs.append(json.loads(resp[0]))
         except (json.JSONDecodeError, IndexError, TypeError):
             raise CnRRunError("needs --model cnr (got a plain generation instead of CnR iterations)") from None
-        comparisons += iteration_comparisons(doc["id"], doc["prompt"], doc["response"],
-                                             [(s["iteration"], s["result"]) for s in data["steps"]],
-                                             json.loads(doc.get("meta") or "{}"), run.compare_previous)
-        outputs.append(data)
-    judged = runner.judge_comparisons(comparisons)
-    summary = _check(summarize, judged, config.max_failed_fraction)
-    LOG.info("cnr_winrate: %d judge calls, %d cache hits", runner.calls, runner.cache_hits)
-    by_doc: dict[str, list[dict[str, Any]]] = {}
-    for j in judged:
-        by_doc.setdefault(j.comparison.item_id, []).append(j.as_dict())
+    items = [it for it, data in zip(doc_items(docs), outputs) if not data.get("skipped")]
+    results = {it.id: [(s["iteration"], s["result"]) for s in data["steps"]]
+               for it, data in zip(doc_items(docs), outputs) if not data.get("skipped")}
+    config = _check(load_judge_config, run.judge)
+    evaluation = _check(judge_revisions, items, results, config, cache=Cache(run.cache),
+                        compare_previous=run.compare_previous)
+    by_item = evaluation.by_item()
     for data, doc in zip(outputs, docs):
-        data["judgments"] = by_doc.get(doc["id"], [])
-        data["judge_calls"] = runner.calls
-        data["judge_cache_hits"] = runner.cache_hits
-    for row in summary["rows"]:
+        data["judgments"] = by_item.get(doc["id"], [])
+        data["judge_calls"] = evaluation.calls
+        data["judge_cache_hits"] = evaluation.cache_hits
+    for row in evaluation.summary["rows"]:
         LOG.info("cnr_winrate: %s iteration %d: win rate %.3f [%.3f, %.3f] over %d judged",
                  row["against"], row["iteration"], row["winrate"], *row["ci95"], row["n_judged"])
     return [json.dumps(d) for d in outputs]
@@ -107,11 +102,12 @@ def judge(resps: list[list[str]], docs: list[dict[str, Any]]) -> list[str]:
 def process_results(doc: dict[str, Any], results: list[str]) -> dict[str, float]:
     data = json.loads(results[0])
     out: dict[str, float] = {"n_items": 1, "n_failed": 0, "n_unparsed": 0,
+                             "n_skipped_oversized": int(bool(data.get("skipped"))),
                              "n_revision_parse_failures": sum(s["revision"] is None for s in data["steps"])}
     original_len = max(1, len(doc["response"]))
     for step in data["steps"]:
         out[f"len_ratio_iter{step['iteration']}"] = len(step["result"]) / original_len
-    for j in data["judgments"]:
+    for j in data.get("judgments", []):
         it = j["iteration"]
         if j["status"] != "ok":
             out[f"n_{j['status']}"] += 1

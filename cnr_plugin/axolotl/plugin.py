@@ -1,0 +1,152 @@
+"""The axolotl plugin class (``plugins: [cnr_plugin.axolotl.CnRPlugin]``).
+
+The plugin adds the ``cnr_*`` config keys (see :mod:`.args`), checks CnR dataset files before
+axolotl touches them (errors name file and line), keeps the prepared-dataset cache apart for
+each set of CnR options and strategy code, and can evaluate the trained model with
+``cnr_winrate`` after training.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import importlib
+import json
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+from axolotl.integrations.base import BasePlugin
+
+from .args import OPTION_NAMES, CnRArgs
+
+# under "axolotl." so that axolotl's logging setup shows our INFO lines like its own
+LOG = logging.getLogger("axolotl.integrations.cnr_plugin")
+STRATEGY = "cnr_plugin.axolotl.strategy"
+DEFAULT_PREPARED_PATH = "last_run_prepared"
+
+
+def _is_cnr_dataset(ds: Any) -> bool:
+    return str((ds or {}).get("type") or "").startswith(STRATEGY)
+
+
+def check_option_names(cfg: dict[str, Any]) -> None:
+    """A misspelled ``cnr_*`` key is an error, not a silently ignored option."""
+    for key in cfg:
+        if str(key).startswith("cnr_") and key not in OPTION_NAMES:
+            close = difflib.get_close_matches(key, OPTION_NAMES, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise ValueError(f"unknown CnR option '{key}'{hint} (known: {', '.join(sorted(OPTION_NAMES))})")
+
+
+def options_fingerprint(options: CnRArgs) -> str:
+    """Hash of what decides the tokenized CnR data: options, format code and strategy code."""
+    from cnr_plugin import __version__
+    from cnr_plugin.plugins import get_format, plugin_versions
+
+    fmt = get_format(options.cnr_format)
+    code = hashlib.sha256()
+    for module_name in sorted({type(fmt).__module__, "cnr_plugin.formats.base", "cnr_plugin.records",
+                               "cnr_plugin.axolotl.strategy"}):
+        module_file = getattr(importlib.import_module(module_name), "__file__", None)
+        code.update(module_name.encode() + (Path(module_file).read_bytes() if module_file else b""))
+    payload = {
+        "options": options.model_dump(include={"cnr_format", "cnr_loss_on"}),
+        "version": __version__,
+        "code": code.hexdigest(),
+        "plugins": plugin_versions(),
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def local_records(cfg: dict[str, Any]) -> list[tuple[str, Any]]:
+    """(``file:line``, record) of every local CnR dataset file, read with the CnR reader so that
+    errors name file and line. Hub datasets are axolotl's to load; the strategy validates their rows."""
+    from cnr_plugin.records import iter_located
+
+    out: list[tuple[str, Any]] = []
+    for ds in cfg.get("datasets") or []:
+        if not _is_cnr_dataset(ds):
+            continue
+        path = Path(str(ds.get("path")))  # relative to the working directory, as axolotl reads it
+        files = [path] if path.is_file() else sorted(p for p in path.iterdir()
+                                                       if p.suffix in (".jsonl", ".json", ".parquet")) \
+            if path.is_dir() else []
+        for f in files:
+            out += list(iter_located(f))
+    return out
+
+
+def validate_dataset_files(cfg: dict[str, Any]) -> None:
+    """Check the local CnR files and remember where each record comes from, so the strategy can
+    name a record it drops by file and line."""
+    from .strategy import SOURCES, record_key
+
+    for where, record in local_records(cfg):
+        SOURCES.setdefault(record_key(record), where)
+
+
+def check_lengths(cfg: Any, tokenizer: Any) -> None:
+    """Records longer than ``sequence_len`` are named by file and line; when fewer than two would
+    remain (axolotl then fails with ``empty range for randrange()``), stop in one line."""
+    from cnr_plugin.plugins import get_format
+
+    located = local_records(cfg)
+    if not located:
+        return
+    fmt = get_format(cfg.get("cnr_format") or "plain")
+    seq = int(cfg.get("sequence_len") or 2048)
+    too_long = [where for where, rec in located if fmt.token_length(rec, tokenizer) > seq]
+    if too_long:
+        LOG.warning("cnr: %d of %d records are longer than sequence_len=%d tokens and axolotl drops them: %s",
+                    len(too_long), len(located), seq, ", ".join(too_long))
+    if len(located) - len(too_long) < 2:
+        raise ValueError(f"cnr: only {len(located) - len(too_long)} of {len(located)} CnR records fit in "
+                         f"sequence_len={seq} tokens and axolotl needs at least 2 to train: raise sequence_len or "
+                         f"shorten {', '.join(too_long[:5])}{' ...' if len(too_long) > 5 else ''}")
+
+
+class CnRPlugin(BasePlugin):
+    """Critique-and-revise training (and post-training evaluation) for axolotl."""
+
+    def get_input_args(self) -> str:
+        return "cnr_plugin.axolotl.args.CnRArgs"
+
+    def register(self, cfg: dict[str, Any]) -> None:
+        check_option_names(cfg)
+        options = CnRArgs.model_validate({k: v for k, v in cfg.items() if k in OPTION_NAMES})
+        if not any(_is_cnr_dataset(ds) for ds in cfg.get("datasets") or []):
+            LOG.warning("cnr: no dataset has `type: %s`; the cnr_* options change nothing", STRATEGY)
+            return
+        validate_dataset_files(cfg)
+        # axolotl's prepared-dataset hash ignores plugin keys and strategy code: keep one
+        # cache folder per fingerprint so a changed option or format never reuses stale tokens
+        fp = options_fingerprint(options)
+        base = str(cfg.get("dataset_prepared_path") or DEFAULT_PREPARED_PATH)
+        if not re.fullmatch(r"cnr-[0-9a-f]{16}", Path(base).name):
+            cfg["dataset_prepared_path"] = str(Path(base) / f"cnr-{fp}")
+        LOG.info("cnr: format=%s loss_on=%s prepared data in %s", options.cnr_format, options.cnr_loss_on,
+                 cfg["dataset_prepared_path"])
+
+    def load_datasets(self, cfg: Any, preprocess: bool = False) -> None:
+        """Before axolotl tokenizes anything: check record lengths with the tokenizer axolotl will
+        use. Returns None, so axolotl loads the datasets itself."""
+        if any(_is_cnr_dataset(ds) for ds in cfg.get("datasets") or []):
+            from axolotl.loaders import load_tokenizer
+
+            check_lengths(cfg, load_tokenizer(cfg))
+        return None
+
+    def post_train_unload(self, cfg: Any) -> None:
+        """After training (model saved and unloaded): cnr_winrate on it, once, from rank 0."""
+        if not cfg.get("cnr_eval_post_train"):
+            return
+        from axolotl.utils.distributed import is_main_process
+
+        if not is_main_process():
+            return
+        from .evaluate import evaluate_trained
+
+        evaluate_trained(cfg)
+

@@ -1,0 +1,42 @@
+"""OpenAI-compatible endpoints, for the judge and the reviser alike: the client and a reachability check.
+
+Retries (exponential backoff honouring ``Retry-After``) are the openai client's own.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .errors import CnRError
+
+
+class EndpointError(CnRError):
+    """An endpoint that does not answer, or rejects the key, before any work was done."""
+
+
+def openai_module(command: str = "this command") -> Any:
+    try:
+        import openai
+    except ImportError:
+        raise CnRError(f'{command} needs the openai client: pip install "cnr-plugin[eval]"') from None
+    return openai
+
+
+def make_client(base_url: str, api_key: str, *, timeout_s: float, max_retries: int, command: str) -> Any:
+    return openai_module(command).OpenAI(base_url=base_url, api_key=api_key, timeout=timeout_s,
+                                         max_retries=max_retries)
+
+
+def check_reachable(client: Any, base_url: str, role: str, timeout_s: float = 10.0) -> None:
+    """Fail fast, in one line, when ``base_url`` does not answer (no retries, a short timeout)."""
+    import openai
+
+    quick = client.with_options(max_retries=0, timeout=min(timeout_s, 10.0))
+    try:
+        quick.models.list()
+    except openai.APIConnectionError as exc:  # includes timeouts
+        raise EndpointError(f"{role} endpoint {base_url} is unreachable: {type(exc).__name__}") from None
+    except openai.AuthenticationError:
+        raise EndpointError(f"{role} endpoint {base_url} rejected the API key (HTTP 401)") from None
+    except openai.APIStatusError:
+        pass  # it answers; some servers have no /models

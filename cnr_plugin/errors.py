@@ -1,0 +1,44 @@
+"""The one error base of cnr-plugin.
+
+Library code raises a :class:`CnRError` subclass whose message is one line that names the file,
+line and field (or the option, with a suggestion). Only the command-line boundaries turn it into
+an exit status: ``cnr`` (click), the ``lm_eval`` command (an exception hook installed by the
+start-up hook, see :mod:`cnr_plugin.lm_eval.autoregister`) and ``cnr lm-eval``. A Python caller
+catches it like any other exception.
+"""
+
+from __future__ import annotations
+
+
+class CnRError(Exception):
+    """A run that cannot go on, for a reason the user can fix; ``str()`` is one line."""
+
+    #: recognised by the lm_eval exception hook without importing this module
+    _cnr_one_line = True
+    #: what the one line starts with at the command line
+    prefix = "cnr"
+
+    def __str__(self) -> str:
+        return " ".join(super().__str__().split("\n"))
+
+
+def closest(name: str, known, what: str = "key") -> str:
+    """``unknown key 'x'; did you mean 'y'?`` (the suggestion only when one is close)."""
+    import difflib
+
+    close = difflib.get_close_matches(str(name), list(known), n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    return f"unknown {what} '{name}'{hint}"
+
+
+class MissingExtra(CnRError):
+    """A command needs a package that an optional extra of cnr-plugin installs."""
+
+
+def require(command: str, extra: str, *modules: str) -> None:
+    """Stop before work, in one line naming the extra, when one of ``modules`` is not installed."""
+    import importlib.util
+
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise MissingExtra(f"{command} needs {', '.join(missing)}: pip install \"cnr-plugin[{extra}]\"")

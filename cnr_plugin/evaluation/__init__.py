@@ -1,0 +1,48 @@
+"""The evaluation layer: run options, cached generation and the revise loop, the judge protocol
+and judging of items. Every entry point (lm-eval's ``cnr_winrate``, ``cnr revise``, ``cnr judge``,
+``cnr annotate``) calls these; the adapters only translate their host's data to and from them."""
+
+from .generation import (
+                         Backend,
+                         GenerationError,
+                         Item,
+                         OpenAIBackend,
+                         OversizedError,
+                         Step,
+                         cached_generate,
+                         check_lengths,
+                         estimate_tokens,
+                         revise,
+)
+from .judging import (
+                         Comparison,
+                         Evaluation,
+                         Judge,
+                         JudgeBase,
+                         Judged,
+                         JudgeRunner,
+                         TooManyFailures,
+                         bootstrap_ci,
+                         iteration_comparisons,
+                         judge_revisions,
+                         make_judge,
+                         prepare_judge,
+                         score_orders,
+                         summarize,
+                         verdict_key,
+)
+from .run import (
+                         CHARS_PER_TOKEN,
+                         DEFAULT_MAX_INPUT_TOKENS,
+                         MAX_ITERATIONS,
+                         RunConfig,
+                         RunOptionError,
+                         examples_for,
+                         run_config,
+)
+
+__all__ = ["Backend", "GenerationError", "Item", "OpenAIBackend", "OversizedError", "Step", "cached_generate",
+           "check_lengths", "estimate_tokens", "revise", "Comparison", "Evaluation", "Judge", "JudgeBase", "Judged",
+           "JudgeRunner", "TooManyFailures", "bootstrap_ci", "iteration_comparisons", "judge_revisions", "make_judge",
+           "prepare_judge", "score_orders", "summarize", "verdict_key", "CHARS_PER_TOKEN", "DEFAULT_MAX_INPUT_TOKENS",
+           "MAX_ITERATIONS", "RunConfig", "RunOptionError", "examples_for", "run_config"]

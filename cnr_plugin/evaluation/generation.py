@@ -1,0 +1,215 @@
+"""Cached generation and the critique-and-revise loop.
+
+Iteration 1 critiques and revises the original response; each later iteration works on the
+previous revision. A generation that cannot be parsed keeps the previous response for the next
+iteration and is counted. Every generation is cached as soon as it exists, keyed by everything
+the generator reads (its identity and decoding settings, and the request), so a crashed or
+repeated run never generates the same thing twice. Used by the lm-eval wrapper model,
+``cnr revise`` and ``cnr annotate responses``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+from tqdm.auto import tqdm
+
+from cnr_plugin.cache import Cache, make_key
+from cnr_plugin.errors import CnRError
+from cnr_plugin.formats import CnRFormat, Prompted
+
+from .run import CHARS_PER_TOKEN
+
+LOG = logging.getLogger("cnr_plugin.evaluation")
+
+
+class GenerationError(CnRError):
+    """The reviser (or answering model) failed after its retries; what finished is cached."""
+
+
+class OversizedError(CnRError):
+    """An input longer than the reviser can take."""
+
+
+@dataclass(frozen=True)
+class Item:
+    """A (prompt, original response) pair to be revised; texts are byte-exact."""
+
+    id: str
+    prompt: str
+    response: str
+    system: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+
+@dataclass(frozen=True)
+class Step:
+    iteration: int
+    response: str          # what this iteration critiqued
+    generation: str
+    critique: str | None
+    revision: str | None   # None when the generation could not be parsed
+    problem: str | None
+    result: str            # the response after this iteration (the revision, or `response` kept)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Backend(Protocol):
+    """Generates one completion per request. ``identity`` names everything that decides a
+    generation besides the request (model, its files, decoding settings): it is part of the
+    cache key."""
+
+    identity: str
+
+    def generate(self, requests: Sequence[Prompted]) -> list[str]: ...
+
+
+def request_key(namespace: str, identity: str, request: Prompted) -> str:
+    return make_key(namespace, identity, request.text, request.messages)
+
+
+def cached_generate(backend: Backend, requests: Sequence[Prompted], cache: Cache | None,
+                    namespace: str = "revision") -> tuple[list[str], int]:
+    """Generations for ``requests``: from the cache where there, else from ``backend`` (cached as
+    each arrives when the backend reports them one by one). Returns them and the number generated."""
+    keys = [request_key(namespace, backend.identity, r) for r in requests]
+    out: list[str | None] = [cache.get("revision", k) if cache else None for k in keys]
+    missing = [i for i, g in enumerate(out) if g is None]
+    if not missing:
+        return out, 0  # type: ignore[return-value]
+
+    def done(j: int, text: str) -> None:
+        i = missing[j]
+        out[i] = text
+        if cache is not None:
+            cache.put("revision", keys[i], text)
+
+    todo = [requests[i] for i in missing]
+    if getattr(backend, "reports_each", False):
+        backend.generate(todo, on_done=done)  # type: ignore[call-arg]
+    else:
+        for j, text in enumerate(backend.generate(todo)):
+            done(j, text)
+    return out, len(missing)  # type: ignore[return-value]
+
+
+def request_text(request: Prompted) -> str:
+    if request.messages is None:
+        return request.text or ""
+    return "\n".join(m["content"] for m in request.messages)
+
+
+def estimate_tokens(text: str) -> int:
+    return math.ceil(len(text) / CHARS_PER_TOKEN)
+
+
+def check_lengths(items: Sequence[Item], fmt: CnRFormat, *, max_tokens: int, policy: str,
+                  count_tokens: Callable[[str], int] | None = None, examples: Sequence[Any] = (),
+                  source: str = "responses") -> tuple[list[Item], list[str]]:
+    """Items whose first request fits ``max_tokens``, and the ids of those that do not.
+
+    ``policy`` error: any oversized item stops the run in one line naming the ids; skip: they are
+    left out and returned. Later iterations revise revisions of similar length, so the first
+    request is what is checked."""
+    count = count_tokens or estimate_tokens
+    unit = "tokens" if count_tokens else f"tokens (estimated as characters / {CHARS_PER_TOKEN})"
+    kept: list[tuple[Item, int]] = []
+    over: list[tuple[Item, int]] = []
+    for it in items:
+        n = count(request_text(fmt.prompt(it.prompt, it.response, system=it.system, examples=examples)))
+        (over if n > max_tokens else kept).append((it, n))
+    if over and policy == "error":
+        ids = ", ".join(f"{it.id} ({n})" for it, n in over[:10]) + (" ..." if len(over) > 10 else "")
+        raise OversizedError(f"{source}: {len(over)} item(s) are longer than max_input_tokens={max_tokens} {unit}: "
+                             f"{ids}; shorten them, raise max_input_tokens, or set oversized: skip")
+    if over:
+        LOG.warning("cnr: %d item(s) longer than %d %s are left out: %s", len(over), max_tokens, unit,
+                    ", ".join(it.id for it, _ in over))
+    return [it for it, _ in kept], [it.id for it, _ in over]
+
+
+def revise(items: Sequence[Item], fmt: CnRFormat, backend: Backend, iterations: int, *,
+           examples: Sequence[Any] = (), cache: Cache | None = None, progress: bool = True) -> dict[str, list[Step]]:
+    """Run ``iterations`` rounds of critique and revision over ``items``."""
+    current = {it.id: it.response for it in items}
+    steps: dict[str, list[Step]] = {it.id: [] for it in items}
+    for k in tqdm(range(1, iterations + 1), desc="cnr revise", unit="iteration", disable=not progress):
+        requests = [fmt.prompt(it.prompt, current[it.id], system=it.system, examples=examples) for it in items]
+        generations, _ = cached_generate(backend, requests, cache)
+        n_bad = 0
+        for it, gen in zip(items, generations):
+            parsed = fmt.parse(gen)
+            before = current[it.id]
+            if parsed.ok:
+                current[it.id] = parsed.revision  # type: ignore[assignment]
+            else:
+                n_bad += 1
+            steps[it.id].append(Step(k, before, gen, parsed.critique, parsed.revision, parsed.problem,
+                                     current[it.id]))
+        if n_bad:
+            LOG.warning("cnr: iteration %d: %d of %d generations had no usable revision; the previous response "
+                        "is kept for them", k, n_bad, len(items))
+    return steps
+
+
+class OpenAIBackend:
+    """An OpenAI-compatible server as the reviser: completions for text, chat for messages.
+
+    Each completion is reported as it arrives (``reports_each``), so the cache keeps it even if a
+    later request fails for good."""
+
+    reports_each = True
+
+    def __init__(self, base_url: str, model: str, *, api_key: str = "no-key", max_tokens: int = 512,
+                 stop: Sequence[str] = (), concurrency: int = 8, timeout_s: float = 120.0, max_retries: int = 6,
+                 temperature: float = 0.0, role: str = "reviser", command: str = "cnr revise"):
+        from cnr_plugin.endpoints import make_client
+
+        self.client = make_client(base_url, api_key, timeout_s=timeout_s, max_retries=max_retries, command=command)
+        self.base_url, self.role, self.max_retries = base_url, role, max_retries
+        self.model, self.max_tokens, self.stop = model, max_tokens, list(stop)[:4]
+        self.concurrency, self.temperature = concurrency, temperature
+        self.identity = f"openai:{base_url}:{model}:{max_tokens}:{temperature}:{self.stop}"
+
+    def check_reachable(self) -> None:
+        from cnr_plugin.endpoints import check_reachable
+
+        check_reachable(self.client, self.base_url, self.role)
+
+    def _one(self, req: Prompted) -> str:
+        common = dict(model=self.model, max_tokens=self.max_tokens, temperature=self.temperature)
+        if req.messages is not None:
+            out = self.client.chat.completions.create(messages=req.messages, **common)
+            return out.choices[0].message.content or ""
+        out = self.client.completions.create(prompt=req.text, stop=self.stop or None, **common)
+        return out.choices[0].text
+
+    def generate(self, requests: Sequence[Prompted], on_done: Callable[[int, str], None] | None = None) -> list[str]:
+        import openai
+
+        out: list[str] = [""] * len(requests)
+        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+            futures = {pool.submit(self._one, req): i for i, req in enumerate(requests)}
+            failed: list[str] = []
+            for fut in as_completed(futures):
+                i = futures[fut]
+                try:
+                    out[i] = fut.result()
+                except openai.APIError as exc:
+                    status = getattr(exc, "status_code", None)
+                    failed.append(f"HTTP {status}" if status else type(exc).__name__)
+                    continue
+                if on_done is not None:
+                    on_done(i, out[i])
+        if failed:
+            raise GenerationError(f"{self.role} at {self.base_url}: {len(failed)} of {len(requests)} requests failed "
+                                  f"after {self.max_retries} retries ({failed[0]}); the {len(requests) - len(failed)} "
+                                  "that succeeded are cached: run the same command again to resume")
+        return out

@@ -1,0 +1,291 @@
+"""Judging revisions: the judge protocol, verdict identity, the runner, and the one pipeline.
+
+A verdict is a function of the judge's settings and of what the judge reads of a pair. The judge
+declares the latter (``reads``), and both the in-run dedupe key and the cache key are made of
+exactly that, so two items that differ only in what an oracle reads (``meta``) are never given
+each other's verdict. Only parsed verdicts are cached; failed and unparsed ones are asked again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from cnr_plugin.cache import Cache, make_key
+from cnr_plugin.errors import CnRError
+from cnr_plugin.judging.base import JudgePair, Verdict
+from cnr_plugin.judging.config import JudgeConfig, JudgeConfigError, load_judge_config
+
+from .generation import Item
+
+LOG = logging.getLogger("cnr_plugin.evaluation")
+#: what a judge may read of a pair
+PAIR_FIELDS = frozenset({"prompt", "a", "b", "meta"})
+
+
+@runtime_checkable
+class Judge(Protocol):
+    """What a registered judge factory returns (see ``hookspecs.register_judges``).
+
+    ``reads``: the fields of a :class:`JudgePair` the verdict depends on (the verdict's identity
+    besides the judge settings); ``cacheable``: verdicts may be kept across runs; ``check_item``
+    raises :class:`~cnr_plugin.judging.JudgeConfigError` for an item this judge cannot judge
+    (called for every item before any generation). A plugin judge that leaves out ``reads``,
+    ``cacheable`` or ``check_item`` gets the safe defaults of :class:`JudgeBase`.
+    """
+
+    reads: ClassVar[frozenset[str]]
+    cacheable: ClassVar[bool]
+
+    def check_reachable(self) -> None: ...
+
+    def check_item(self, item: Item) -> None: ...
+
+    def judge_one(self, pair: JudgePair) -> Verdict: ...
+
+
+class JudgeBase:
+    """Safe defaults for judges: reads everything, is not cached, accepts every item."""
+
+    reads: ClassVar[frozenset[str]] = PAIR_FIELDS
+    cacheable: ClassVar[bool] = False
+
+    def check_reachable(self) -> None:
+        pass
+
+    def check_item(self, item: Item) -> None:
+        pass
+
+
+def judge_reads(judge: Any) -> frozenset[str]:
+    reads = frozenset(getattr(judge, "reads", PAIR_FIELDS))
+    if not reads <= PAIR_FIELDS:
+        raise JudgeConfigError(f"judge {type(judge).__name__} declares reads={sorted(reads)}; "
+                               f"allowed: {sorted(PAIR_FIELDS)}")
+    return reads
+
+
+def verdict_key(config: JudgeConfig, judge: Any, pair: JudgePair) -> str:
+    """Everything a verdict depends on: judge settings, judge class, and the fields it reads."""
+    reads = judge_reads(judge)
+    impl = f"{type(judge).__module__}.{type(judge).__qualname__}"
+    return make_key("judge", config.fingerprint(), impl, {f: getattr(pair, f) for f in sorted(reads)})
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Is ``revision`` better than ``baseline`` (the original, or the previous revision)?"""
+
+    item_id: str
+    iteration: int
+    against: str  # "original" | "previous"
+    prompt: str
+    revision: str
+    baseline: str
+    meta: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    def pairs(self) -> tuple[JudgePair, JudgePair]:
+        """Both position orders: revision shown first, then baseline shown first."""
+        return (JudgePair(self.prompt, self.revision, self.baseline, self.meta),
+                JudgePair(self.prompt, self.baseline, self.revision, self.meta))
+
+
+def iteration_comparisons(item: Item, results: Sequence[tuple[int, str]],
+                          compare_previous: bool = False) -> list[Comparison]:
+    """The comparisons of one item: each iteration's result against the original response and,
+    with ``compare_previous``, against the previous iteration's result."""
+    out, previous = [], item.response
+    for iteration, text in results:
+        out.append(Comparison(item.id, iteration, "original", item.prompt, text, item.response, item.meta))
+        if compare_previous and iteration > 1:
+            out.append(Comparison(item.id, iteration, "previous", item.prompt, text, previous, item.meta))
+        previous = text
+    return out
+
+
+@dataclass(frozen=True)
+class Judged:
+    comparison: Comparison
+    forward: Verdict   # A = revision
+    backward: Verdict  # A = baseline
+    score: float | None  # revision's score: win 1, tie 0.5, loss 0; None when excluded
+    status: str  # ok | failed | unparsed
+
+    def as_dict(self) -> dict[str, Any]:
+        c = self.comparison
+        return {"item_id": c.item_id, "iteration": c.iteration, "against": c.against, "score": self.score,
+                "status": self.status, "forward": self.forward.as_dict(), "backward": self.backward.as_dict()}
+
+
+def score_orders(forward: Verdict, backward: Verdict, disagreement: str = "tie") -> tuple[float | None, str]:
+    """The revision's score from both orders; failed or unparsed orders exclude the comparison."""
+    for v in (forward, backward):
+        if v.status != "ok":
+            return None, v.status
+    s_fwd = {"A": 1.0, "tie": 0.5, "B": 0.0}[forward.winner]  # type: ignore[index]
+    s_bwd = {"B": 1.0, "tie": 0.5, "A": 0.0}[backward.winner]  # type: ignore[index]
+    if s_fwd == s_bwd:
+        return s_fwd, "ok"
+    return (0.5 if disagreement == "tie" else (s_fwd + s_bwd) / 2), "ok"
+
+
+def bootstrap_ci(scores: Sequence[float | None], n_boot: int = 10_000, level: float = 0.95,
+                 seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap CI of the mean. Seeded, and computed on the sorted scores, so the same
+    multiset of scores gives the same interval whatever the order of the items."""
+    x = np.sort(np.asarray([s for s in scores if s is not None], dtype=float))
+    if x.size == 0:
+        return float("nan"), float("nan")
+    if x.size == 1:
+        return float(x[0]), float(x[0])
+    rng = np.random.default_rng(seed)
+    means = x[rng.integers(0, x.size, size=(n_boot, x.size))].mean(axis=1)
+    alpha = (1 - level) / 2
+    return float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha))
+
+
+class JudgeRunner:
+    """Judges comparisons with one judge: deduplicated and cached by verdict identity,
+    concurrent, with a progress bar. A judge that raises gives a ``failed`` verdict for that pair."""
+
+    def __init__(self, judge: Any, config: JudgeConfig, cache: Cache | None = None, progress: bool = True):
+        self.judge, self.config, self.cache, self.progress = judge, config, cache, progress
+        self.calls = 0
+        self.cache_hits = 0
+
+    def _judge_one(self, pair: JudgePair) -> Verdict:
+        try:
+            return self.judge.judge_one(pair)
+        except Exception as exc:  # one pair's error is counted, never the end of the run
+            return Verdict(None, "failed", "", f"judge error: {type(exc).__name__}: {exc}")
+
+    def judge_pairs(self, pairs: Sequence[JudgePair]) -> list[Verdict]:
+        use_cache = self.cache is not None and bool(getattr(self.judge, "cacheable", False))
+        keys = [verdict_key(self.config, self.judge, p) for p in pairs]
+        found: dict[str, Verdict] = {}
+        todo: dict[str, JudgePair] = {}
+        for key, pair in zip(keys, pairs):
+            if key in found or key in todo:
+                continue
+            cached = self.cache.get("judge", key) if use_cache else None  # type: ignore[union-attr]
+            if cached is not None:
+                found[key] = Verdict.from_dict(cached)
+                self.cache_hits += 1
+            else:
+                todo[key] = pair
+        bar = tqdm(total=len(todo), desc="cnr judge", unit="call", disable=not self.progress or not todo,
+                   postfix={"cache hits": self.cache_hits})
+        with ThreadPoolExecutor(max_workers=self.config.concurrency) as pool:
+            futures = {pool.submit(self._judge_one, pair): key for key, pair in todo.items()}
+            for fut in as_completed(futures):
+                key = futures[fut]
+                verdict = fut.result()
+                self.calls += 1
+                found[key] = verdict
+                if use_cache and verdict.status == "ok":  # failed and unparsed are asked again next run
+                    self.cache.put("judge", key, verdict.as_dict())  # type: ignore[union-attr]
+                bar.update(1)
+        bar.close()
+        return [found[k] for k in keys]
+
+    def judge_comparisons(self, comparisons: Sequence[Comparison]) -> list[Judged]:
+        pairs = [p for c in comparisons for p in c.pairs()]
+        verdicts = self.judge_pairs(pairs)
+        out = []
+        for i, c in enumerate(comparisons):
+            fwd, bwd = verdicts[2 * i], verdicts[2 * i + 1]
+            score, status = score_orders(fwd, bwd, self.config.disagreement)
+            out.append(Judged(c, fwd, bwd, score, status))
+        return out
+
+
+class TooManyFailures(CnRError):
+    """More comparisons failed or went unparsed than ``max_failed_fraction`` allows."""
+
+
+def summarize(judged: Sequence[Judged], max_failed_fraction: float = 1.0) -> dict[str, Any]:
+    """Win rate per iteration (and against), with bootstrap CIs and the excluded counts."""
+    by: dict[tuple[str, int], list[Judged]] = {}
+    for j in judged:
+        by.setdefault((j.comparison.against, j.comparison.iteration), []).append(j)
+    rows = []
+    for (against, it), js in sorted(by.items()):
+        scores = [j.score for j in js if j.score is not None]
+        lo, hi = bootstrap_ci(scores)
+        rows.append({"against": against, "iteration": it, "n": len(js), "n_judged": len(scores),
+                     "n_failed": sum(j.status == "failed" for j in js),
+                     "n_unparsed": sum(j.status == "unparsed" for j in js),
+                     "winrate": float(np.mean(scores)) if scores else float("nan"), "ci95": [lo, hi]})
+    n_bad = sum(j.score is None for j in judged)
+    if n_bad:
+        LOG.warning("cnr: %d of %d comparisons are excluded from the win rates (%d failed, %d unparsed verdicts)",
+                    n_bad, len(judged), sum(j.status == "failed" for j in judged),
+                    sum(j.status == "unparsed" for j in judged))
+    if judged and n_bad / len(judged) > max_failed_fraction:
+        raise TooManyFailures(f"{n_bad} of {len(judged)} judge comparisons failed or were unparsed, more than "
+                              f"max_failed_fraction={max_failed_fraction}: the win rates would not mean much")
+    if judged and n_bad == len(judged):
+        raise TooManyFailures("no comparison could be judged")
+    return {"rows": rows, "n_comparisons": len(judged), "n_excluded": n_bad}
+
+
+def make_judge(config: JudgeConfig) -> Any:
+    """The judge the config names, built by the plugin that registered it."""
+    from cnr_plugin.plugins import get_judge_factory
+
+    judge = get_judge_factory(config.judge)(config)
+    judge_reads(judge)
+    return judge
+
+
+def prepare_judge(spec: Any, items: Sequence[Item] = (), source: str = "responses") -> tuple[JudgeConfig, Any]:
+    """Load and build the judge, check that it answers and that it can judge every item:
+    everything that can fail about judging fails here, before any generation."""
+    config = load_judge_config(spec)
+    judge = make_judge(config)
+    if config.check_reachable:
+        judge.check_reachable()
+    check = getattr(judge, "check_item", None)
+    if check is not None:
+        for item in items:
+            try:
+                check(item)
+            except CnRError as exc:
+                raise JudgeConfigError(f"{source}: item {item.id!r}: {exc}") from None
+    return config, judge
+
+
+@dataclass
+class Evaluation:
+    """What judging a run gives: every comparison judged, the summary, and the judge's costs."""
+
+    judged: list[Judged]
+    summary: dict[str, Any]
+    calls: int
+    cache_hits: int
+
+    def by_item(self) -> dict[str, list[dict[str, Any]]]:
+        out: dict[str, list[dict[str, Any]]] = {}
+        for j in self.judged:
+            out.setdefault(j.comparison.item_id, []).append(j.as_dict())
+        return out
+
+
+def judge_revisions(items: Sequence[Item], results: Mapping[str, Sequence[tuple[int, str]]], config: JudgeConfig,
+                    judge: Any = None, *, cache: Cache | None = None, compare_previous: bool = False,
+                    progress: bool = True) -> Evaluation:
+    """Judge every iteration's result of every item against its original (both orders) and
+    summarise: the one judging pipeline of ``cnr_winrate``, ``cnr judge`` and annotation."""
+    judge = judge if judge is not None else make_judge(config)
+    comparisons = [c for it in items for c in iteration_comparisons(it, results[it.id], compare_previous)]
+    runner = JudgeRunner(judge, config, cache, progress=progress)
+    judged = runner.judge_comparisons(comparisons)
+    summary = summarize(judged, config.max_failed_fraction)
+    LOG.info("cnr: %d judge calls, %d cache hits", runner.calls, runner.cache_hits)
+    return Evaluation(judged, summary, runner.calls, runner.cache_hits)

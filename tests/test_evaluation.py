@@ -1,0 +1,337 @@
+"""The evaluation layer's promises (issue 11): a win rate does not depend on row order, duplicated
+prompts or the cache; what fails is not cached; bad input fails before work, in one line."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cnr_plugin.cache import Cache
+from cnr_plugin.errors import CnRError
+from cnr_plugin.evaluation import (
+    MAX_ITERATIONS,
+    Item,
+    JudgeBase,
+    JudgeRunner,
+    OversizedError,
+    RunConfig,
+    RunOptionError,
+    cached_generate,
+    check_lengths,
+    judge_revisions,
+    prepare_judge,
+    revise,
+    run_config,
+    verdict_key,
+)
+from cnr_plugin.formats import Prompted
+from cnr_plugin.judging import JudgeConfigError, JudgePair, Verdict, load_judge_config
+from cnr_plugin.plugins import get_format
+
+REFERENCE = {"judge": "oracle", "checker": "reference"}
+
+
+def reference_items():
+    """Two items with the same prompt and texts; only the reference in meta tells them apart."""
+    return [Item("x", "Say the word.", "cat", meta={"reference": "dog"}),
+            Item("y", "Say the word.", "cat", meta={"reference": "cat"})]
+
+
+def win_rates(evaluation):
+    return {(r["against"], r["iteration"]): (r["winrate"], tuple(r["ci95"])) for r in evaluation.summary["rows"]}
+
+
+def scores(evaluation):
+    return sorted((j.comparison.item_id, j.comparison.iteration, j.comparison.against, j.score)
+                  for j in evaluation.judged)
+
+
+# 1. a verdict's identity covers what the judge reads ---------------------------------------------
+
+@pytest.mark.parametrize("order", [[0, 1], [1, 0]])
+def test_items_differing_only_in_meta_get_their_own_verdicts(order):
+    items = [reference_items()[i] for i in order]
+    results = {"x": [(1, "dog")], "y": [(1, "dog")]}  # x: fixed (win), y: broken (loss)
+    config = load_judge_config(REFERENCE)
+    ev = judge_revisions(items, results, config, progress=False)
+    assert {j.comparison.item_id: j.score for j in ev.judged} == {"x": 1.0, "y": 0.0}
+    assert win_rates(ev)[("original", 1)][0] == 0.5
+
+
+def test_plugin_judge_reading_meta_is_keyed_by_meta_and_not_cached_by_default(tmp_path):
+    class MetaJudge:  # a plugin judge that declares nothing: the safe defaults apply
+        calls = 0
+
+        def judge_one(self, pair):
+            MetaJudge.calls += 1
+            return Verdict("A" if pair.a == pair.meta["good"] else "B", "ok")
+
+        def check_reachable(self):
+            pass
+
+    config = load_judge_config(REFERENCE)
+    cache = Cache(tmp_path / "c.sqlite")
+    pairs = [JudgePair("p", "u", "v", {"good": "u"}), JudgePair("p", "u", "v", {"good": "v"})]
+    runner = JudgeRunner(MetaJudge(), config, cache, progress=False)
+    assert [v.winner for v in runner.judge_pairs(pairs)] == ["A", "B"]
+    assert cache.count("judge") == 0 and MetaJudge.calls == 2
+    assert verdict_key(config, MetaJudge(), pairs[0]) != verdict_key(config, MetaJudge(), pairs[1])
+
+
+def test_a_judge_that_does_not_read_meta_shares_verdicts_across_meta():
+    class TextJudge(JudgeBase):
+        reads = frozenset({"prompt", "a", "b"})
+
+    config = load_judge_config(REFERENCE)
+    a, b = JudgePair("p", "u", "v", {"k": 1}), JudgePair("p", "u", "v", {"k": 2})
+    assert verdict_key(config, TextJudge(), a) == verdict_key(config, TextJudge(), b)
+
+
+item_strategy = st.builds(
+    lambda prompt, response, reference, revisions: (prompt, response, reference, revisions),
+    st.sampled_from(["p1", "p2"]), st.sampled_from(["a", "b", "  a\n"]), st.sampled_from(["a", "b"]),
+    st.lists(st.sampled_from(["a", "b", "c"]), min_size=2, max_size=2))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(item_strategy, min_size=1, max_size=8), data=st.data())
+def test_results_do_not_depend_on_row_order_or_duplicated_prompts(rows, data):
+    """Permuting the items, or adding items that repeat a prompt and texts with another meta,
+    changes no item's scores and no win rate of the original items."""
+    items = [Item(f"i{n}", p, r, meta={"reference": ref}) for n, (p, r, ref, _) in enumerate(rows)]
+    results = {f"i{n}": list(enumerate(revs, start=1)) for n, (*_, revs) in enumerate(rows)}
+    config = load_judge_config(REFERENCE)
+    base = judge_revisions(items, results, config, progress=False)
+
+    shuffled = data.draw(st.permutations(items))
+    again = judge_revisions(shuffled, results, config, progress=False)
+    assert scores(again) == scores(base) and win_rates(again) == win_rates(base)
+
+    dupes = [Item(f"d{n}", it.prompt, it.response, meta={"reference": "zzz" + it.meta["reference"]})
+             for n, it in enumerate(items)]
+    mixed = data.draw(st.permutations(items + dupes))
+    both = judge_revisions(mixed, {**results, **{d.id: results[it.id] for d, it in zip(dupes, items)}}, config,
+                           progress=False)
+    assert [s for s in scores(both) if s[0].startswith("i")] == scores(base)
+    # the duplicates' references are never met: every duplicate comparison ties
+    assert {s[3] for s in scores(both) if s[0].startswith("d")} == {0.5}
+
+
+# 2. unparsed verdicts are not cached -------------------------------------------------------------
+
+def test_unparsed_verdicts_are_asked_again_next_run(tmp_path):
+    class Flaky(JudgeBase):
+        reads = frozenset({"prompt", "a", "b"})
+        cacheable = True
+
+        def __init__(self, garbage):
+            self.garbage, self.calls = garbage, 0
+
+        def judge_one(self, pair):
+            self.calls += 1
+            if self.garbage:
+                return Verdict(None, "unparsed", "I cannot decide", "reply is not exactly [[A]]")
+            return Verdict("A" if pair.a == "new" else "B", "ok")
+
+    config = load_judge_config({**REFERENCE, "max_failed_fraction": 1.0})
+    items, results = [Item("1", "p", "old")], {"1": [(1, "new")]}
+    cache = Cache(tmp_path / "c.sqlite")
+    first = Flaky(garbage=True)
+    with pytest.raises(CnRError, match="no comparison could be judged"):
+        judge_revisions(items, results, config, first, cache=cache, progress=False)
+    assert first.calls == 2 and cache.count("judge") == 0
+    second = Flaky(garbage=False)
+    ev = judge_revisions(items, results, config, second, cache=cache, progress=False)
+    assert second.calls == 2 and ev.summary["rows"][0]["winrate"] == 1.0 and cache.count("judge") == 2
+
+
+# 3. the judge is checked against every item before generation; its errors are counted ----------
+
+def test_checker_that_cannot_score_an_item_stops_before_generation():
+    items = [Item("ok", "p", "r", meta={"reference": "r"}), Item("bad", "p", "r", meta={})]
+    with pytest.raises(JudgeConfigError) as info:
+        prepare_judge(REFERENCE, items, source="responses.jsonl")
+    msg = str(info.value)
+    assert msg.startswith("responses.jsonl: item 'bad': oracle checker 'reference' cannot score") and "\n" not in msg
+    assert "meta has no 'reference'" in msg
+
+
+def test_a_judge_error_on_one_pair_is_counted_as_failed(caplog):
+    class Boom(JudgeBase):
+        def judge_one(self, pair):
+            if pair.prompt == "explode":
+                raise ZeroDivisionError("division by zero")
+            return Verdict("A" if pair.a == "new" else "B", "ok")
+
+    config = load_judge_config({**REFERENCE, "max_failed_fraction": 0.5})
+    items = [Item("1", "explode", "old"), Item("2", "fine", "old")]
+    with caplog.at_level(logging.WARNING, logger="cnr_plugin.evaluation"):
+        ev = judge_revisions(items, {"1": [(1, "new")], "2": [(1, "new")]}, config, Boom(), progress=False)
+    row = ev.summary["rows"][0]
+    assert (row["n_failed"], row["n_judged"], row["winrate"]) == (1, 1, 1.0)
+    failed = next(j for j in ev.judged if j.status == "failed")
+    assert "ZeroDivisionError" in failed.forward.error
+    assert "1 of 2 comparisons are excluded" in caplog.text
+
+
+class Scripted:
+    """A reviser that appends '!' to what it is given; counts what it generates."""
+
+    identity = "scripted-v1"
+
+    def __init__(self):
+        self.generated = 0
+
+    def generate(self, requests):
+        self.generated += len(requests)
+        out = []
+        for req in requests:
+            response = req.text.split("### Response:\n")[-1].split("\n\n### Critique:")[0]
+            out.append(f"Needs emphasis.\n\n### Revision:\n{response}!")
+        return out
+
+
+def test_generations_survive_a_failed_judging_and_are_not_regenerated(tmp_path):
+    cache = Cache(tmp_path / "c.sqlite")
+    items = [Item("1", "p", "    return x\n  "), Item("2", "q", "y")]
+    first = Scripted()
+    steps = revise(items, get_format("plain"), first, 2, cache=cache, progress=False)
+    assert first.generated == 4 and cache.count("revision") == 4
+    config = load_judge_config({**REFERENCE, "max_failed_fraction": 0.0})
+
+    class Down(JudgeBase):
+        def judge_one(self, pair):
+            raise ConnectionError("judge went away")
+
+    results = {k: [(s.iteration, s.result) for s in v] for k, v in steps.items()}
+    with pytest.raises(CnRError, match="failed or were unparsed"):
+        judge_revisions(items, results, config, Down(), progress=False)
+    second = Scripted()
+    again = revise(items, get_format("plain"), second, 2, cache=cache, progress=False)
+    assert second.generated == 0 and again == steps
+
+
+# 4. texts are byte-exact ------------------------------------------------------------------------
+
+def test_whitespace_significant_text_is_revised_and_judged_exactly():
+    code = "    return x\n  "
+    seen = []
+
+    class Echo(JudgeBase):
+        def judge_one(self, pair):
+            seen.append((pair.a, pair.b))
+            return Verdict("tie", "ok")
+
+    steps = revise([Item("1", "def f(x):", code)], get_format("plain"), Scripted(), 1, progress=False)
+    assert steps["1"][0].response == code and steps["1"][0].result == code + "!"
+    judge_revisions([Item("1", "def f(x):", code)], {"1": [(1, code + "!")]}, load_judge_config(REFERENCE),
+                    Echo(), progress=False)
+    assert (code + "!", code) in seen and (code, code + "!") in seen
+
+
+def test_parse_keeps_the_revision_indentation():
+    parsed = get_format("plain").parse("Indent it.\n\n### Revision:\n    return x\n")
+    assert parsed.revision == "    return x\n"
+
+
+# 5. unknown run options fail with a suggestion; 10. one iteration limit --------------------------
+
+def test_unknown_run_option_is_an_error_with_a_suggestion():
+    with pytest.raises(RunOptionError) as info:
+        run_config({"iteration": 3}, source="--metadata")
+    assert "unknown key 'iteration'; did you mean 'iterations'?" in str(info.value)
+    assert run_config({"iterations": 3, "pretrained": "x"}, ignore={"pretrained"}).iterations == 3
+
+
+def test_iteration_limit_is_one_constant_everywhere():
+    import yaml
+
+    from cnr_plugin.resources import eval_tasks_path
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_constructor("!function", lambda loader, node: loader.construct_scalar(node))
+    task = yaml.load(eval_tasks_path("cnr_winrate.yaml").read_text(), Loader=Loader)
+    metrics = {m["metric"] for m in task["metric_list"]}
+    for family in ("winrate_iter{}", "winrate_iter{}_ci95_lo", "winrate_iter{}_ci95_hi", "len_ratio_iter{}"):
+        assert {family.format(k) for k in range(1, MAX_ITERATIONS + 1)} <= metrics
+        assert family.format(MAX_ITERATIONS + 1) not in metrics
+    assert RunConfig(iterations=MAX_ITERATIONS).iterations == MAX_ITERATIONS
+    with pytest.raises(RunOptionError, match="iterations"):
+        run_config({"iterations": MAX_ITERATIONS + 1})
+
+
+def test_axolotl_and_cli_share_the_iteration_limit():
+    import click
+    from pydantic import ValidationError
+
+    from cnr_plugin.axolotl.args import CnRArgs
+    from cnr_plugin.cli import revise as revise_cmd
+
+    CnRArgs(cnr_eval_iterations=MAX_ITERATIONS)
+    with pytest.raises(ValidationError):
+        CnRArgs(cnr_eval_iterations=MAX_ITERATIONS + 1)
+    option = next(p for p in revise_cmd.params if p.name == "iterations")
+    assert isinstance(option.type, click.IntRange) and option.type.max == MAX_ITERATIONS
+
+
+# 9. oversized input ------------------------------------------------------------------------------
+
+def test_oversized_inputs_error_or_are_skipped_by_id():
+    items = [Item("small", "p", "r"), Item("huge", "p", "x" * 1_250_000)]
+    fmt = get_format("plain")
+    with pytest.raises(OversizedError) as info:
+        check_lengths(items, fmt, max_tokens=32768, policy="error")
+    assert "huge" in str(info.value) and "small" not in str(info.value) and "oversized: skip" in str(info.value)
+    kept, skipped = check_lengths(items, fmt, max_tokens=32768, policy="skip")
+    assert [it.id for it in kept] == ["small"] and skipped == ["huge"]
+    # with the reviser's tokenizer the count is its own, not the estimate
+    kept, skipped = check_lengths(items, fmt, max_tokens=10, policy="skip", count_tokens=lambda t: t.count("x"))
+    assert skipped == ["huge"]
+
+
+# 11. one error base ------------------------------------------------------------------------------
+
+def test_every_plugin_error_is_a_cnr_error_and_none_is_a_system_exit():
+    from cnr_plugin.annotate import AnnotateError
+    from cnr_plugin.evaluation import GenerationError, TooManyFailures
+    from cnr_plugin.plugins import PluginError
+    from cnr_plugin.records import CnRDataError
+
+    classes = [AnnotateError, GenerationError, TooManyFailures, PluginError, CnRDataError, JudgeConfigError,
+               RunOptionError, OversizedError]
+    try:
+        from cnr_plugin.lm_eval import CnRRunError
+
+        classes.append(CnRRunError)
+    except ImportError:  # pragma: no cover - lm_eval adapter imports nothing of lm-eval at package level
+        pass
+    for cls in classes:
+        assert issubclass(cls, CnRError) and not issubclass(cls, SystemExit), cls
+
+
+# 12. the cache's timestamp works on any SQLite ----------------------------------------------------
+
+def test_cache_rows_have_a_timestamp(tmp_path):
+    cache = Cache(tmp_path / "c.sqlite")
+    cache.put("judge", "k", {"winner": "A"})
+    (created,) = sqlite3.connect(tmp_path / "c.sqlite").execute("SELECT created FROM judge").fetchone()
+    assert isinstance(created, float) and created > 1.7e9
+
+
+def test_cached_generation_is_keyed_by_identity_and_request(tmp_path):
+    cache = Cache(tmp_path / "c.sqlite")
+    reviser = Scripted()
+    req = [Prompted(text="### Prompt:\np\n\n### Response:\nr\n\n### Critique:\n")]
+    out, n = cached_generate(reviser, req, cache)
+    assert n == 1 and cached_generate(reviser, req, cache) == (out, 0)
+    other = Scripted()
+    other.identity = "scripted-v2"
+    assert cached_generate(other, req, cache)[1] == 1
+    assert json.loads(sqlite3.connect(tmp_path / "c.sqlite").execute("SELECT value FROM revision").fetchone()[0])
