@@ -1,34 +1,38 @@
-"""Build step that pyproject.toml cannot express: two files outside the cnr_plugin package.
+"""Build step that pyproject.toml cannot express: the one start-up hook.
 
-* ``cnr_plugin_lm_eval.pth`` at the top of site-packages imports ``_cnr_plugin_autoregister``
-  (a copy of ``cnr_plugin/lm_eval/autoregister.py``, standard library only), which registers
-  ``--model cnr`` lazily once lm-eval loads its own models (lm-eval has no entry points for models).
-* ``lm_eval/tasks/cnr/cnr_winrate.yaml``: lm-eval's TaskManager finds tasks only in its own
-  ``tasks/`` folder and in ``--include_path``; this makes ``--tasks cnr_winrate`` work as is.
-
-Both are listed in the wheel's RECORD, so ``pip uninstall cnr-plugin`` removes them.
+``cnr_plugin_lm_eval.pth`` at the top of site-packages imports ``cnr_plugin.lm_eval.autoregister``
+(standard library only at start-up), which adds ``--model cnr`` and the ``cnr_winrate`` task folder
+to lm-eval when lm-eval loads (lm-eval 0.4.11-0.4.13 discover neither models nor tasks from
+installed packages). The wheel holds ``cnr_plugin/``, its dist-info and this file, nothing else;
+it is listed in the wheel's RECORD, so ``pip uninstall cnr-plugin`` removes it. An editable
+install (``pip install -e .``) gets the same file.
 """
 
-import shutil
 from pathlib import Path
 
 from setuptools import setup
 from setuptools.command.build_py import build_py
 
 PTH = "cnr_plugin_lm_eval.pth"
-TASK_FILES = ("cnr_winrate.yaml", "cnr_utils.py")
+PTH_LINE = "import cnr_plugin.lm_eval.autoregister\n"
 
 
 class BuildPy(build_py):
     def run(self):
         super().run()
-        out = Path(self.build_lib)
-        shutil.copy(Path("cnr_plugin") / "lm_eval" / "autoregister.py", out / "_cnr_plugin_autoregister.py")
-        (out / PTH).write_text("import _cnr_plugin_autoregister\n")
-        tasks = out / "lm_eval" / "tasks" / "cnr"
-        tasks.mkdir(parents=True, exist_ok=True)
-        for name in TASK_FILES:
-            shutil.copy(Path("eval_tasks") / name, tasks / name)
+        if getattr(self, "editable_mode", False):
+            # setuptools builds an editable wheel from what it installs into its install_lib
+            target = Path(self.get_finalized_command("install").install_lib)
+        else:
+            target = Path(self.build_lib)
+        target.mkdir(parents=True, exist_ok=True)
+        (target / PTH).write_text(PTH_LINE)
+
+    def get_outputs(self, include_bytecode=True):
+        outputs = super().get_outputs(include_bytecode)
+        if not getattr(self, "editable_mode", False):
+            outputs.append(str(Path(self.build_lib) / PTH))
+        return outputs
 
 
 setup(cmdclass={"build_py": BuildPy})

@@ -17,15 +17,14 @@ import argparse
 import json
 import math
 import os
+import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 import yaml
-
-import subprocess
-import urllib.request
 
 
 class ServerProcess:
@@ -37,7 +36,7 @@ class ServerProcess:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        self.proc = subprocess.Popen([sys.executable, "-m", "cnr_plugin.fault_server", "--port", str(port),
+        self.proc = subprocess.Popen([sys.executable, "-m", "cnr_plugin.testing.fault_server", "--port", str(port),
                                       "--latency", str(latency), "--concurrency", str(concurrency),
                                       "--max-seconds", "1800"], stdout=subprocess.DEVNULL)
         self.base_url = f"http://127.0.0.1:{port}/v1"

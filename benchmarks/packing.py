@@ -33,9 +33,8 @@ def lengths(records: list[dict], tok_dir: Path) -> np.ndarray:
 
 
 def packed(lens: np.ndarray, seq_len: int, mbs: int) -> float:
-    from torch.utils.data import SequentialSampler
-
     from axolotl.utils.samplers.multipack import MultipackBatchSampler
+    from torch.utils.data import SequentialSampler
 
     sampler = MultipackBatchSampler(SequentialSampler(range(len(lens))), batch_size=mbs, batch_max_len=seq_len,
                                     lengths=lens, bin_size=200, drop_last=False, num_processes=1)

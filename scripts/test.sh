@@ -1,16 +1,42 @@
 #!/usr/bin/env bash
-# Runs the whole test suite: installs (or reuses) both environments, then runs pytest in each.
+# Runs the whole test suite: installs (or reuses) the environments, checks them, then runs pytest:
 #   .venv       everything: unit tests, real axolotl trainings, Falcon-40B checks, lm_eval 0.4.11 runs
 #   .venv-eval  the tests that need no torch, against the newest lm-eval
 #   .venv-annotate  the Label Studio round trip (API and a real browser)
+# then installs cnr-plugin editable (pip install -e .) into .venv and .venv-eval and runs the lm_eval
+# command tests again, so `lm_eval --model cnr --tasks cnr_winrate` is proven for both kinds of install.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
-# CNR_REQUIRE_INTEGRATION=1: a missing model server or model package fails the run instead of skipping
+# CNR_REQUIRE_INTEGRATION=1: a skip that is not on tests/allowed_skips.yaml for the environment fails
 export AXOLOTL_DO_NOT_TRACK=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false CNR_REQUIRE_INTEGRATION=1
-printf '\n== tests in .venv (axolotl stack)\n'
-.venv/bin/pytest -p no:cacheprovider -m "not annotate" "$@"
-printf '\n== tests in .venv-eval (torch-free, newest lm-eval)\n'
-.venv-eval/bin/pytest -p no:cacheprovider -m "not annotate" "$@"
-printf '\n== annotation tests in .venv-annotate (Label Studio, Chromium)\n'
-.venv-annotate/bin/pytest -p no:cacheprovider tests/test_annotate.py "$@"
+step() { printf '\n== %s (%s)\n' "$1" "$(date +%H:%M:%S)"; }
+
+step "pip check in every environment"
+for env in .venv .venv-eval .venv-llama .venv-annotate; do
+  printf '%-16s' "$env"; "$env/bin/pip" check
+done
+
+step "lint (ruff) and types (mypy)"
+.venv-eval/bin/ruff check cnr_plugin tests benchmarks setup.py
+.venv-eval/bin/mypy
+
+step "skips allowed (tests/allowed_skips.yaml); any other skip fails"
+.venv-eval/bin/python -c "import yaml; print(yaml.safe_dump(yaml.safe_load(open('tests/allowed_skips.yaml')), sort_keys=False).strip())"
+
+step "tests in .venv (axolotl stack, lm-eval 0.4.11)"
+CNR_TEST_ENV=venv .venv/bin/pytest -p no:cacheprovider --ignore tests/test_annotate.py --durations=5 "$@"
+step "tests in .venv-eval (torch-free, lm-eval 0.4.13)"
+CNR_TEST_ENV=eval .venv-eval/bin/pytest -p no:cacheprovider --ignore tests/test_annotate.py --durations=5 "$@"
+step "annotation tests in .venv-annotate (Label Studio, Chromium)"
+CNR_TEST_ENV=annotate .venv-annotate/bin/pytest -p no:cacheprovider tests/test_annotate.py "$@"
+
+step "editable installs (pip install -e .): the lm_eval command again, in both lm-eval versions"
+for env in .venv .venv-eval; do
+  "$env/bin/pip" install -q --no-deps --no-build-isolation -e . 2>/dev/null || "$env/bin/pip" install -q --no-deps -e .
+  CNR_TEST_ENV=${env#.venv-}; CNR_TEST_ENV=${CNR_TEST_ENV/.venv/venv}
+  CNR_TEST_ENV=$CNR_TEST_ENV CNR_EXPECT_EDITABLE=1 "$env/bin/pytest" -p no:cacheprovider -q tests/test_install.py \
+    tests/test_lm_eval.py -k "editable or real_server_then_cached or metadata"
+done
+# back to the built wheel, which is what the environments are for
+for env in .venv .venv-eval; do "$env/bin/pip" install -q --force-reinstall --no-deps dist/cnr_plugin-*.whl; done

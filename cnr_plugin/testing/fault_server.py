@@ -7,7 +7,7 @@ often wins; equal counts tie) and ``/v1/completions`` as a deterministic reviser
 and the attempt number, so an interrupted run that is re-run meets the same faults for the same
 requests as an uninterrupted one::
 
-    python -m cnr_plugin.fault_server --port 8799 --seed 1 --transient 0.3 --permanent 0.05
+    python -m cnr_plugin.testing.fault_server --port 8799 --seed 1 --transient 0.3 --permanent 0.05
 
 Fault kinds. Transient (clients retry): ``429`` (no Retry-After), ``429_retry_after``, ``500``,
 ``502``, ``503``, ``hang`` (no answer until ``hang_s``, past the client's timeout),

@@ -1,0 +1,67 @@
+"""The suite's own rule (issue 12): under scripts/test.sh every skip fails unless the environment's
+allowlist names it — skip marks, skipif, importorskip at module level, a fixture's skip alike."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).parent
+
+SOURCE = '''
+import pytest
+
+pytest.importorskip("{module}")
+
+
+def test_skipped():
+    pytest.skip("needs torch to build a tiny model")
+
+
+@pytest.mark.skipif(True, reason="needs an unknown thing")
+def test_skipif():
+    pass
+
+
+def test_passes():
+    pass
+'''
+
+
+def run_suite(tmp_path: Path, env_name: str, module: str = "json") -> subprocess.CompletedProcess:
+    for name in ("conftest.py", "allowed_skips.yaml"):
+        shutil.copy(HERE / name, tmp_path / name)
+    (tmp_path / "test_sample.py").write_text(SOURCE.format(module=module))
+    env = dict(os.environ, CNR_REQUIRE_INTEGRATION="1", CNR_TEST_ENV=env_name)
+    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_a_skip_not_on_the_allowlist_fails(tmp_path):
+    proc = run_suite(tmp_path, "venv")
+    assert proc.returncode == 1
+    assert "2 failed, 1 passed" in proc.stdout
+    assert "allows no skip here that is not in tests/allowed_skips.yaml" in proc.stdout
+
+
+def test_an_allowed_skip_stays_a_skip(tmp_path):
+    proc = run_suite(tmp_path, "eval")  # "needs torch" is allowed in the torch-free environment
+    assert proc.returncode == 1 and "1 failed, 1 passed, 1 skipped" in proc.stdout
+
+
+def test_a_module_skipped_at_collection_fails(tmp_path):
+    proc = run_suite(tmp_path, "venv", module="surely_not_installed_module")
+    assert proc.returncode != 0 and "surely_not_installed_module" in proc.stdout
+    assert "1 error" in proc.stdout or "1 failed" in proc.stdout
+
+
+@pytest.mark.parametrize("env_name", ["venv", "annotate"])
+def test_full_environments_allow_no_skip(env_name):
+    from conftest import allowed_skips
+
+    assert allowed_skips(env_name) == []
