@@ -55,10 +55,12 @@ def train(n: int, steps: int, data: Path, base: Path, loss_on: str = "critique_a
     return out
 
 
-def evaluate(name: str, model_args: str, responses: Path, items: int, iterations: int, fewshot: int) -> dict:
+def evaluate(name: str, model_args: str, responses: Path, items: int, iterations: int, fewshot: int,
+             stop_when: str = "never", accept: str = "always") -> dict:
     out = RUNS / "eval" / name
     meta = {"responses": str(responses), "iterations": iterations, "limit": items, "fewshot": fewshot,
-            "judge": str(RUNS / "oracle.yaml"), "max_gen_toks": MAX_GEN_TOKS}
+            "judge": str(RUNS / "oracle.yaml"), "max_gen_toks": MAX_GEN_TOKS, "stop_when": stop_when,
+            "accept": accept}
     sh([sys.executable, "-m", "cnr_plugin.lm_eval.cli", "--model", "cnr", "--model_args", model_args,
         "--device", "cpu", "--batch_size", "16", "--tasks", "cnr_winrate", "--metadata", json.dumps(meta),
         "--log_samples", "--output_path", str(out)], RUNS / f"eval-{name}.log")
@@ -107,6 +109,12 @@ def main() -> int:
                     help="lever: the loss on the revision only")
     ap.add_argument("--full", action="store_true", help="lever: full fine-tune instead of LoRA")
     ap.add_argument("--no-control", action="store_true", help="skip the control (already measured)")
+    ap.add_argument("--stop-when", default="never", choices=["never", "unchanged", "no_cons"],
+                    help="lever: stop revising an item that is unchanged or whose critique names no problem")
+    ap.add_argument("--accept", default="always", choices=["always", "judge"],
+                    help="variant: keep a revision only if the oracle prefers it to the previous text")
+    ap.add_argument("--right-share", type=float, default=0.15,
+                    help="lever: share of training records whose response is already right (no cons)")
     a = ap.parse_args()
     RUNS, MAX_GEN_TOKS = a.workdir.resolve(), a.max_gen_toks
     os.environ.update(AXOLOTL_DO_NOT_TRACK="1", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false",
@@ -117,7 +125,8 @@ def main() -> int:
     from cnr_plugin.synthetic import make_splits
 
     RUNS.mkdir(parents=True, exist_ok=True)
-    paths = make_splits(RUNS / "data", n_train=max(a.sizes), n_val=50, n_test=max(a.items, 50), seed=a.seed)
+    paths = make_splits(RUNS / "data", n_train=max(a.sizes), n_val=50, n_test=max(a.items, 50), seed=a.seed,
+                        right_share=a.right_share)
     (RUNS / "oracle.yaml").write_text("judge: oracle\nchecker: cnr_plugin.synthetic:score\n")
     base = a.base.resolve() if a.base else convert_smollm2(ROOT / "models" / "smollm2-135m-instruct")
     results: dict = {"config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(a).items()}, "timing_s": {}}
@@ -132,7 +141,8 @@ def main() -> int:
         results["timing_s"][f"train-{n}"] = round(time.time() - t)
         t = time.time()
         model = f"inner=hf,pretrained={out}" if a.full else f"inner=hf,pretrained={base},peft={out}"
-        results[f"trained-{n}"] = evaluate(f"trained-{n}", model, paths["test"], a.items, a.iterations, 0)
+        results[f"trained-{n}"] = evaluate(f"trained-{n}", model, paths["test"], a.items, a.iterations, 0,
+                                           a.stop_when, a.accept)
         results["timing_s"][f"eval-{n}"] = round(time.time() - t)
     results["timing_s"]["total"] = round(time.time() - t0)
     results["peak_memory_mb"] = round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)

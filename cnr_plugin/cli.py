@@ -177,12 +177,17 @@ def _api_key(api_key_env: str | None) -> str:
 @click.option("--tokenizer", default=None, help="tokenizer directory to count input tokens exactly (transformers)")
 @click.option("--oversized", type=click.Choice(["error", "skip"]), default="error", show_default=True,
               help="an input over --max-input-tokens stops the run, or is left out and counted")
+@click.option("--stop-when", type=click.Choice(["never", "unchanged", "no_cons"]), default="never", show_default=True,
+              help="stop revising an item whose revision equals its input, or whose critique names no problem")
+@click.option("--accept", type=click.Choice(["always", "judge"]), default="always", show_default=True,
+              help="judge: a revision replaces the previous text only if --judge prefers it in both orders")
+@click.option("--judge", "judge_spec", default="default", show_default=True, help="judge YAML for --accept judge")
 @click.option("--concurrency", type=int, default=8, show_default=True)
 @click.option("--cache/--no-cache", default=True, show_default=True, help="keep revisions in the sqlite cache")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="revisions jsonl to write")
 def revise(responses: Path, base_url: str, model_name: str, api_key_env: str | None, iterations: int, fmt_name: str,
            fewshot: int, max_tokens: int, max_input_tokens: int | None, tokenizer: str | None, oversized: str,
-           concurrency: int, cache: bool, out: Path) -> None:
+           stop_when: str, accept: str, judge_spec: str, concurrency: int, cache: bool, out: Path) -> None:
     """Run K critique-and-revise iterations of a served model over a responses jsonl (outside lm-eval).
 
     Everything is checked before the first request: the file, the format, input lengths and
@@ -191,13 +196,14 @@ def revise(responses: Path, base_url: str, model_name: str, api_key_env: str | N
 
     require("cnr revise", "eval", "openai")
     from .cache import Cache
-    from .evaluation import Item, OpenAIBackend, check_lengths, examples_for, run_config
+    from .evaluation import Item, JudgeGate, OpenAIBackend, check_lengths, examples_for, prepare_judge, run_config
     from .evaluation import revise as run_revise
     from .plugins import get_format
     from .records import read_responses
 
     run = run_config({"responses": str(responses), "iterations": iterations, "format": fmt_name, "fewshot": fewshot,
-                      "max_gen_toks": max_tokens, "max_input_tokens": max_input_tokens, "oversized": oversized},
+                      "max_gen_toks": max_tokens, "max_input_tokens": max_input_tokens, "oversized": oversized,
+                      "stop_when": stop_when, "accept": accept, "judge": judge_spec},
                      source="cnr revise")
     fmt = get_format(run.format)
     items = [Item(str(p.id), p.prompt, p.response, p.system, p.meta or {}) for p in read_responses(responses)]
@@ -218,14 +224,27 @@ def revise(responses: Path, base_url: str, model_name: str, api_key_env: str | N
     backend = OpenAIBackend(base_url, model_name, api_key=_api_key(api_key_env), max_tokens=max_tokens,
                             stop=fmt.stop_sequences(), concurrency=concurrency)
     backend.check_reachable()
-    steps = run_revise(items, fmt, backend, iterations, examples=examples, cache=Cache() if cache else None)
+    gate = None
+    if run.accept == "judge":
+        judge_config, judge_impl = prepare_judge(run.judge, items, source=str(responses))
+        gate = JudgeGate(judge_impl, judge_config, Cache())
+    steps = run_revise(items, fmt, backend, iterations, examples=examples, cache=Cache() if cache else None,
+                       stop_when=run.stop_when, gate=gate)
     _write_jsonl(out, [{"id": it.id, "prompt": it.prompt, "response": it.response, "meta": it.meta,
                         **({"system": it.system} if it.system is not None else {}),
                         "steps": [s.as_dict() for s in steps[it.id]], "final": steps[it.id][-1].result}
                        for it in items])
-    failures = sum(s.revision is None for st in steps.values() for s in st)
-    click.echo(f"{len(items)} responses x {iterations} iterations -> {out} ({failures} generations unparsed"
-               f"{f', {len(skipped)} oversized left out: ' + ', '.join(skipped) if skipped else ''})")
+    failures = sum(s.revision is None and not s.stopped for st in steps.values() for s in st)
+    saved = sum(s.stopped for st in steps.values() for s in st)
+    rejected = sum(s.accepted is False for st in steps.values() for s in st)
+    notes = [f"{failures} generations unparsed"]
+    if run.stop_when != "never":
+        notes.append(f"{saved} reviser requests saved by stop_when={run.stop_when}")
+    if gate is not None:
+        notes.append(f"{rejected} revisions rejected by the judge, {gate.calls} judge calls")
+    if skipped:
+        notes.append(f"{len(skipped)} oversized left out: {', '.join(skipped)}")
+    click.echo(f"{len(items)} responses x {iterations} iterations -> {out} ({'; '.join(notes)})")
 
 
 @main.command()

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from .errors import CnRError
+from .formats.base import NO_CONS
 
 __all__ = ["CnRRecord", "ResponseRecord", "RevisedRecord", "CnRDataError", "read_records", "read_responses",
            "read_candidates", "iter_records", "iter_located", "validate_row"]
@@ -94,6 +95,8 @@ class CnRRecord(BaseModel):
             parts.append("Pros:\n" + "\n".join(f"- {p}" for p in self.pros))
         if self.cons:
             parts.append("Cons:\n" + "\n".join(f"- {c}" for c in self.cons))
+        elif self.cons is not None:  # an empty list: the response is already right, and the critique says so
+            parts.append(f"Cons:\n- {NO_CONS}")
         return "\n\n".join(parts)
 
 
@@ -125,6 +128,9 @@ class RevisionStep(BaseModel):
     revision: str | None = None
     problem: str | None = None
     result: str
+    stopped: bool = False
+    stop_signal: str | None = None
+    accepted: bool | None = None
 
 
 class RevisedRecord(BaseModel):

@@ -146,25 +146,27 @@ def critique(response: str, meta: dict[str, Any]) -> tuple[list[str], list[str]]
     return pros, cons
 
 
-def make_item(rng: random.Random) -> dict[str, Any]:
+def make_item(rng: random.Random, right_share: float = 0.15) -> dict[str, Any]:
     prompt, checks, good, faulty = rng.choice(TASKS)(rng)
     meta = {"checks": checks}
     assert score(prompt, good, meta) == len(checks), (prompt, good)
     for bad in faulty:
         assert score(prompt, bad, meta) < len(checks), (prompt, bad)
-    response = good if rng.random() < 0.15 else rng.choice(faulty)  # some first answers are already right
+    # some first answers are already right: their records teach a critique with no cons
+    # ("Cons: - none") and a revision equal to the response, which is what stop_when reads
+    response = good if rng.random() < right_share else rng.choice(faulty)
     return {"prompt": prompt, "response": response, "correct": good, "faulty": faulty, "meta": meta}
 
 
 def make_splits(out_dir: str | Path, n_train: int = 1000, n_val: int = 100, n_test: int = 100,
-                seed: int = 0) -> dict[str, Path]:
+                seed: int = 0, right_share: float = 0.15) -> dict[str, Path]:
     """Write ``train.jsonl`` (CnR records), ``val_responses.jsonl`` and ``test_responses.jsonl``
     (prompt + faulty response + meta); no prompt appears in two splits."""
     rng = random.Random(seed)
     items: dict[str, dict[str, Any]] = {}
     need = n_train + n_val + n_test
     for _ in range(need * 200):
-        item = make_item(rng)
+        item = make_item(rng, right_share)
         items.setdefault(item["prompt"], item)
         if len(items) >= need:
             break

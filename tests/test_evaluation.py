@@ -259,7 +259,8 @@ def test_iteration_limit_is_one_constant_everywhere():
     Loader.add_constructor("!function", lambda loader, node: loader.construct_scalar(node))
     task = yaml.load(eval_tasks_path("cnr_winrate.yaml").read_text(), Loader=Loader)
     metrics = {m["metric"] for m in task["metric_list"]}
-    for family in ("winrate_iter{}", "winrate_iter{}_ci95_lo", "winrate_iter{}_ci95_hi", "len_ratio_iter{}"):
+    for family in ("winrate_iter{}", "winrate_iter{}_ci95_lo", "winrate_iter{}_ci95_hi", "len_ratio_iter{}",
+                   "stopped_iter{}", "rejected_iter{}"):
         assert {family.format(k) for k in range(1, MAX_ITERATIONS + 1)} <= metrics
         assert family.format(MAX_ITERATIONS + 1) not in metrics
     assert RunConfig(iterations=MAX_ITERATIONS).iterations == MAX_ITERATIONS

@@ -79,7 +79,7 @@ def test_core_install_fakes_no_other_package(core_venv):
     (["report", "{tmp}"], "cnr report needs matplotlib: pip install \"cnr-plugin[eval]\""),
     (["revise", "{responses}", "--base-url", "http://127.0.0.1:9/v1", "--model", "m", "--out", "{tmp}/o.jsonl"],
      "cnr revise needs openai: pip install \"cnr-plugin[eval]\""),
-    (["judge", "{responses}", "{responses}", "--out", "{tmp}/j"], "needs the openai client: pip install \"cnr-plugin[eval]\""),
+    (["judge", "{responses}", "{responses}", "--out", "{tmp}/j"], "the openai judge needs openai: pip install \"cnr-plugin[eval]\""),
     (["validate", str(SAMPLE), "--tokenizer", "{tmp}"], "cnr validate --tokenizer needs transformers: pip install \"cnr-plugin[axolotl]\""),
     (["models", "smollm2", "{tmp}/m"], "cnr models smollm2 needs gguf, torch, transformers: pip install \"cnr-plugin[axolotl]\""),
     (["models", "tiny", "{tmp}/m"], "pip install \"cnr-plugin[axolotl]\""),
@@ -130,8 +130,9 @@ def test_install_kind_is_what_this_run_tests():
     site = Path(sys.executable).parent.parent
     location = Path(cnr_plugin.__file__).resolve()
     editable = os.environ.get("CNR_EXPECT_EDITABLE") == "1"
+    source = ROOT / "cnr_plugin"
     if editable:
-        assert location.is_relative_to(ROOT), location
+        assert location.is_relative_to(source), location
         assert (next(site.glob("lib/python3*/site-packages")) / PTH).is_file()
     else:
-        assert not location.is_relative_to(ROOT), location
+        assert not location.is_relative_to(source), location

@@ -38,6 +38,10 @@ class CnRArgs(BaseModel):
     cnr_eval_judge: str | None = Field(None, description="judge YAML (default: the shipped judge)")
     cnr_eval_limit: int | None = Field(None, ge=1, description="evaluate only the first N responses")
     cnr_eval_max_gen_toks: int = Field(512, ge=1, description="max new tokens for a critique + revision")
+    cnr_eval_stop_when: Literal["never", "unchanged", "no_cons"] = Field(
+        "never", description="stop revising an item whose revision is unchanged or whose critique names no problem")
+    cnr_eval_accept: Literal["always", "judge"] = Field(
+        "always", description="judge: keep a revision only if the judge prefers it to the previous text")
     cnr_eval_output_dir: str | None = Field(None, description="where results go (default: <output_dir>/cnr_eval)")
 
     @field_validator("cnr_format")

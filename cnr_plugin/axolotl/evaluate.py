@@ -34,7 +34,8 @@ def lm_eval_args(cfg: dict[str, Any], device: str | None = None) -> tuple[list[s
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
     metadata: dict[str, Any] = {"iterations": options.cnr_eval_iterations, "format": options.cnr_format,
-                                "max_gen_toks": options.cnr_eval_max_gen_toks}
+                                "max_gen_toks": options.cnr_eval_max_gen_toks,
+                                "stop_when": options.cnr_eval_stop_when, "accept": options.cnr_eval_accept}
     for key, value in (("responses", options.cnr_eval_responses), ("judge", options.cnr_eval_judge),
                        ("limit", options.cnr_eval_limit)):
         if value is not None:

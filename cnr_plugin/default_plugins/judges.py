@@ -4,6 +4,9 @@ from cnr_plugin.hookspecs import hookimpl
 
 
 def _openai(config):
+    from cnr_plugin.errors import require
+
+    require("the openai judge", "eval", "openai")
     from cnr_plugin.judging.openai_judge import OpenAIJudge
 
     return OpenAIJudge(config)

@@ -56,6 +56,9 @@ class Step:
     revision: str | None   # None when the generation could not be parsed
     problem: str | None
     result: str            # the response after this iteration (the revision, or `response` kept)
+    stopped: bool = False  # the item had stopped before: nothing was asked of the reviser
+    stop_signal: str | None = None  # "unchanged" | "no_cons": this iteration stopped the item
+    accepted: bool | None = None    # accept=judge: whether the judge let the revision replace `response`
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -135,27 +138,63 @@ def check_lengths(items: Sequence[Item], fmt: CnRFormat, *, max_tokens: int, pol
     return [it for it, _ in kept], [it.id for it, _ in over]
 
 
+#: decides, for a batch of (item, previous text, revision, iteration), which revisions replace the previous text
+Gate = Callable[[Sequence[tuple[Item, str, str, int]]], list[bool]]
+
+
+def stop_signal(fmt: CnRFormat, stop_when: str, before: str, critique: str | None, revision: str | None) -> str | None:
+    """Whether this iteration's output stops the item (``stop_when``: never | unchanged | no_cons)."""
+    if stop_when == "unchanged" and revision == before:
+        return "unchanged"
+    if stop_when == "no_cons" and fmt.no_cons(critique):
+        return "no_cons"
+    return None
+
+
 def revise(items: Sequence[Item], fmt: CnRFormat, backend: Backend, iterations: int, *,
-           examples: Sequence[Any] = (), cache: Cache | None = None, progress: bool = True) -> dict[str, list[Step]]:
-    """Run ``iterations`` rounds of critique and revision over ``items``."""
+           examples: Sequence[Any] = (), cache: Cache | None = None, progress: bool = True,
+           stop_when: str = "never", gate: Gate | None = None) -> dict[str, list[Step]]:
+    """Run ``iterations`` rounds of critique and revision over ``items``.
+
+    ``stop_when`` (never | unchanged | no_cons): an item whose revision equals its input, or whose
+    critique names no problem, keeps its text and is not sent to the reviser again (``no_cons``
+    keeps the input, not the revision). ``gate`` (accept: judge): a revision replaces the previous
+    text only where the gate says so; a rejected one leaves the text as it was."""
     current = {it.id: it.response for it in items}
+    stopped: set[str] = set()
     steps: dict[str, list[Step]] = {it.id: [] for it in items}
     for k in tqdm(range(1, iterations + 1), desc="cnr revise", unit="iteration", disable=not progress):
-        requests = [fmt.prompt(it.prompt, current[it.id], system=it.system, examples=examples) for it in items]
-        generations, _ = cached_generate(backend, requests, cache)
-        n_bad = 0
-        for it, gen in zip(items, generations):
+        active = [it for it in items if it.id not in stopped]
+        requests = [fmt.prompt(it.prompt, current[it.id], system=it.system, examples=examples) for it in active]
+        generations, _ = cached_generate(backend, requests, cache) if requests else ([], 0)
+        pending: list[tuple[Item, str, str, int]] = []
+        parsed_by_id = {}
+        for it, gen in zip(active, generations):
             parsed = fmt.parse(gen)
+            parsed_by_id[it.id] = (gen, parsed)
+            if parsed.ok and stop_signal(fmt, stop_when, current[it.id], parsed.critique, parsed.revision) is None:
+                pending.append((it, current[it.id], parsed.revision, k))  # type: ignore[arg-type]
+        verdicts = dict(zip((p[0].id for p in pending), gate(pending))) if gate and pending else {}
+        n_bad = 0
+        for it in items:
             before = current[it.id]
-            if parsed.ok:
-                current[it.id] = parsed.revision  # type: ignore[assignment]
-            else:
+            if it.id in stopped:
+                steps[it.id].append(Step(k, before, "", None, None, None, before, stopped=True))
+                continue
+            gen, parsed = parsed_by_id[it.id]
+            signal = stop_signal(fmt, stop_when, before, parsed.critique, parsed.revision) if parsed.ok else None
+            accepted = verdicts.get(it.id) if gate and parsed.ok and signal is None else None
+            if not parsed.ok:
                 n_bad += 1
+            elif signal is not None:
+                stopped.add(it.id)  # keeps `before`: the reviser said there is nothing to change
+            elif accepted is not False:
+                current[it.id] = parsed.revision  # type: ignore[assignment]
             steps[it.id].append(Step(k, before, gen, parsed.critique, parsed.revision, parsed.problem,
-                                     current[it.id]))
+                                     current[it.id], stop_signal=signal, accepted=accepted))
         if n_bad:
             LOG.warning("cnr: iteration %d: %d of %d generations had no usable revision; the previous response "
-                        "is kept for them", k, n_bad, len(items))
+                        "is kept for them", k, n_bad, len(active))
     return steps
 
 

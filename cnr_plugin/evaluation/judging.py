@@ -205,6 +205,28 @@ class JudgeRunner:
         return out
 
 
+class JudgeGate:
+    """``accept: judge``: revision i replaces revision i-1 only if the judge prefers it in both
+    position orders (a tie, a disagreement, a failed or unparsed verdict keep the previous text).
+    Its verdicts go through the same runner, keys and cache as the win-rate judging."""
+
+    def __init__(self, judge: Any, config: JudgeConfig, cache: Cache | None = None, progress: bool = False):
+        self.runner = JudgeRunner(judge, config, cache, progress=progress)
+        #: item id -> verdicts this gate used for it (two per gated revision)
+        self.judgments: dict[str, int] = {}
+
+    def __call__(self, candidates: Sequence[tuple[Item, str, str, int]]) -> list[bool]:
+        comparisons = [Comparison(it.id, k, "previous", it.prompt, new, old, it.meta) for it, old, new, k in candidates]
+        for c in comparisons:
+            self.judgments[c.item_id] = self.judgments.get(c.item_id, 0) + 2
+        return [j.forward.status == j.backward.status == "ok" and j.forward.winner == "A" and j.backward.winner == "B"
+                for j in self.runner.judge_comparisons(comparisons)]
+
+    @property
+    def calls(self) -> int:
+        return self.runner.calls
+
+
 class TooManyFailures(CnRError):
     """More comparisons failed or went unparsed than ``max_failed_fraction`` allows."""
 

@@ -49,6 +49,12 @@ class RunConfig(BaseModel):
         f"context less max_gen_toks where the model reports it, else {DEFAULT_MAX_INPUT_TOKENS}")
     oversized: Literal["error", "skip"] = Field("error", description="an input over max_input_tokens stops "
                                                 "the run (error) or is left out and counted (skip)")
+    stop_when: Literal["never", "unchanged", "no_cons"] = Field(
+        "never", description="stop revising an item when its revision equals its input (unchanged) or its "
+        "critique names no problem (no_cons); a stopped item keeps its text and costs no more reviser calls")
+    accept: Literal["always", "judge"] = Field(
+        "always", description="judge: revision i replaces revision i-1 only if the judge prefers it in both "
+        "position orders (two judge calls per revision)")
 
     @classmethod
     def from_doc(cls, doc: Mapping[str, Any]) -> RunConfig:

@@ -116,6 +116,30 @@ def parse_generation(generation: str) -> Parsed:
     return Parsed(critique, revision)
 
 
+#: how a critique says that nothing is wrong: its ``Cons:`` list holds this one item
+NO_CONS = "none"
+_CONS_RE = re.compile(r"^Cons:[ \t]*(?P<inline>\S.*)?$", re.MULTILINE | re.IGNORECASE)
+_NONE_ITEMS = {"none", "none.", "nothing", "nothing.", "no problems", "no problems.", "n/a"}
+
+
+def says_no_cons(critique: str | None) -> bool:
+    """True when the critique's ``Cons:`` section names no problem (``Cons:`` then ``- none``, or
+    ``Cons: none``); a critique with no ``Cons:`` section, or with any other con, is False."""
+    if not critique:
+        return False
+    m = _CONS_RE.search(critique)
+    if m is None:
+        return False
+    if m.group("inline"):
+        return m.group("inline").strip().lower() in _NONE_ITEMS
+    items = []
+    for line in critique[m.end():].lstrip("\r\n").splitlines():
+        if not line.strip():
+            break
+        items.append(line.strip().removeprefix("-").removeprefix("*").strip().lower())
+    return bool(items) and all(item in _NONE_ITEMS for item in items)
+
+
 class ChatTemplater(Protocol):
     """Anything that turns a list of chat messages into model text (an HF tokenizer, an lm-eval LM)."""
 
@@ -161,6 +185,12 @@ class CnRFormat:
         ids = tokenizer(r.input + r.target, add_special_tokens=True)["input_ids"]
         eos = getattr(tokenizer, "eos_token_id", None)
         return len(ids) + int(self.append_eos and eos is not None and (not ids or ids[-1] != eos))
+
+    def no_cons(self, critique: str | None) -> bool:
+        """Whether a generated critique says nothing is wrong (``stop_when: no_cons``). The
+        built-in formats train critiques whose ``Cons:`` list is ``- none`` for a response that is
+        already right (:data:`NO_CONS`); a format with another convention overrides this."""
+        return says_no_cons(critique)
 
     def stop_sequences(self) -> list[str]:
         """Strings after which a generation is complete (beyond the model's own EOS)."""

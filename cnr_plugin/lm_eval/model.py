@@ -27,7 +27,9 @@ from lm_eval.utils import simple_parse_args_string
 
 from cnr_plugin.cache import Cache
 from cnr_plugin.errors import CnRError
-from cnr_plugin.evaluation import DEFAULT_MAX_INPUT_TOKENS, RunConfig, check_lengths, examples_for, revise
+from cnr_plugin.evaluation import (DEFAULT_MAX_INPUT_TOKENS, JudgeGate, RunConfig, check_lengths, examples_for,
+                                   make_judge, revise)
+from cnr_plugin.judging import load_judge_config
 from cnr_plugin.formats import Prompted
 from cnr_plugin.plugins import get_format
 
@@ -51,6 +53,14 @@ def local_fingerprint(args: dict[str, Any]) -> str:
                 st = f.stat()
                 h.update(f"{key}:{f.relative_to(path)}:{st.st_size}:{st.st_mtime_ns}".encode())
     return h.hexdigest()[:16]
+
+
+def make_gate(run: RunConfig) -> JudgeGate | None:
+    """``accept: judge``: the run's judge decides whether each revision replaces the previous text."""
+    if run.accept != "judge":
+        return None
+    config = load_judge_config(run.judge)
+    return JudgeGate(make_judge(config), config, Cache(run.cache))
 
 
 def _truthy(v: Any) -> bool:
@@ -126,14 +136,24 @@ class CnRLM(LM):
             limit, count = self._input_limit(run)
             items, skipped = check_lengths(doc_items(docs), fmt, max_tokens=limit, policy=run.oversized,
                                            count_tokens=count, examples=examples, source=run.responses)
+            gate = make_gate(run)
             steps = revise(items, fmt, backend, run.iterations, examples=examples, cache=self.cache,
-                           progress=not disable_tqdm)
+                           progress=not disable_tqdm, stop_when=run.stop_when, gate=gate)
         except CnRRunError:
             raise
         except CnRError as exc:
             raise CnRRunError(str(exc)) from None
-        return [json.dumps({"steps": [], "skipped": "oversized"} if doc["id"] in skipped else
-                           {"steps": [s.as_dict() for s in steps[doc["id"]]]}) for doc in docs]
+        out = []
+        for doc in docs:
+            if doc["id"] in skipped:
+                out.append({"steps": [], "skipped": "oversized"})
+                continue
+            data: dict[str, Any] = {"steps": [s.as_dict() for s in steps[doc["id"]]]}
+            if gate is not None:
+                data["accept_judgments"] = gate.judgments.get(doc["id"], 0)
+                data["accept_judge_calls"] = gate.calls
+            out.append(data)
+        return [json.dumps(d) for d in out]
 
     def _input_limit(self, run: RunConfig) -> tuple[int, Any]:
         """The longest input the inner model takes, and how to count it: its own tokenizer and

@@ -101,12 +101,22 @@ def judge(resps: list[list[str]], docs: list[dict[str, Any]]) -> list[str]:
 
 def process_results(doc: dict[str, Any], results: list[str]) -> dict[str, float]:
     data = json.loads(results[0])
+    steps = data["steps"]
     out: dict[str, float] = {"n_items": 1, "n_failed": 0, "n_unparsed": 0,
                              "n_skipped_oversized": int(bool(data.get("skipped"))),
-                             "n_revision_parse_failures": sum(s["revision"] is None for s in data["steps"])}
+                             "n_revision_parse_failures": sum(s["revision"] is None and not s.get("stopped")
+                                                              for s in steps),
+                             # per item: what the run cost (stopped items are not asked again)
+                             "reviser_requests": sum(not s.get("stopped") for s in steps),
+                             "accept_judgments": data.get("accept_judgments", 0)}
     original_len = max(1, len(doc["response"]))
-    for step in data["steps"]:
-        out[f"len_ratio_iter{step['iteration']}"] = len(step["result"]) / original_len
+    stopped = 0
+    for step in steps:
+        it = step["iteration"]
+        out[f"len_ratio_iter{it}"] = len(step["result"]) / original_len
+        stopped = stopped or int(bool(step.get("stopped") or step.get("stop_signal")))
+        out[f"stopped_iter{it}"] = stopped  # the item will not be revised after iteration `it`
+        out[f"rejected_iter{it}"] = int(step.get("accepted") is False)
     for j in data.get("judgments", []):
         it = j["iteration"]
         if j["status"] != "ok":

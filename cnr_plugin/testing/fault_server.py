@@ -27,6 +27,7 @@ import re
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -170,7 +171,7 @@ class _Handler(BaseHTTPRequestHandler):
             prompts = req.get("prompt")
             prompts = prompts if isinstance(prompts, list) else [prompts]
             payload = {"id": "x", "object": "text_completion", "created": 0, "model": req.get("model"),
-                       "choices": [{"index": i, "finish_reason": "stop", "text": reviser_reply(p), "logprobs": None}
+                       "choices": [{"index": i, "finish_reason": "stop", "text": self.server.reviser(p), "logprobs": None}
                                    for i, p in enumerate(prompts)]}
         if kind == "close_mid_body":
             return self._send(200, payload, cut=True)
@@ -185,9 +186,12 @@ class FaultServer(ThreadingHTTPServer):
     request_queue_size = 256  # socketserver's default backlog of 5 drops bursts of connections (1 s SYN retry)
 
     def __init__(self, plan: FaultPlan, port: int = 0, api_key: str | None = None, max_requests: int = 100_000,
-                 max_seconds: float = 3600.0, concurrency: int | None = None):
+                 max_seconds: float = 3600.0, concurrency: int | None = None,
+                 reviser: Callable[[str], str] | None = None):
         super().__init__(("127.0.0.1", port), _Handler)
         self.plan, self.api_key, self.max_requests = plan, api_key, max_requests
+        #: the scripted reviser behind /v1/completions (prompt -> completion text)
+        self.reviser = reviser or reviser_reply
         # at most `concurrency` requests are served at once (the others wait), like a real server's slots
         self.slots = threading.BoundedSemaphore(concurrency) if concurrency else None
         self.stats = Stats()
