@@ -36,22 +36,25 @@ def sh(cmd: list[str], log: Path) -> None:
 
 
 def train(n: int, steps: int, data: Path, base: Path, loss_on: str = "critique_and_revision",
-          full: bool = False) -> Path:
+          full: bool = False, tag: str = "") -> Path:
+    """Train on the first ``n`` records; ``tag`` keeps runs on different data apart (files, folders)."""
+    suffix = f"{n}-{tag}" if tag else f"{n}"
     cfg = yaml.safe_load((ROOT / "axolotl_configs" / "cnr-mini-repro.yaml").read_text())
     cfg["cnr_loss_on"] = loss_on
     if full:  # full fine-tune instead of LoRA: every weight trains, at a learning rate for that
         for key in [k for k in cfg if k == "adapter" or k.startswith("lora_")]:
             del cfg[key]
         cfg["learning_rate"] = 5e-5
-    subset = RUNS / "data" / f"train-{n}.jsonl"
+    subset = RUNS / "data" / f"train-{suffix}.jsonl"
+    subset.parent.mkdir(parents=True, exist_ok=True)
     subset.write_text("".join(data.read_text().splitlines(True)[:n]))
-    out = RUNS / f"trained-{n}"
+    out = RUNS / f"trained-{suffix}"
     cfg.update(base_model=str(base), output_dir=str(out), max_steps=steps,
                dataset_prepared_path=str(RUNS / "prepared"))
     cfg["datasets"][0]["path"] = str(subset)
-    path = RUNS / f"train-{n}.yaml"
+    path = RUNS / f"train-{suffix}.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    sh([sys.executable, "-m", "axolotl.cli.train", str(path)], RUNS / f"train-{n}.log")
+    sh([sys.executable, "-m", "axolotl.cli.train", str(path)], RUNS / f"train-{suffix}.log")
     return out
 
 
@@ -98,7 +101,7 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", type=int, nargs="+", default=[100, 300, 1000])
     ap.add_argument("--steps", type=int, default=60)
-    ap.add_argument("--items", type=int, default=30)
+    ap.add_argument("--items", type=int, default=120)
     ap.add_argument("--iterations", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--base", type=Path, default=None, help="model directory (default: SmolLM2 converted here)")
@@ -129,7 +132,10 @@ def main() -> int:
                         right_share=a.right_share)
     (RUNS / "oracle.yaml").write_text("judge: oracle\nchecker: cnr_plugin.synthetic:score\n")
     base = a.base.resolve() if a.base else convert_smollm2(ROOT / "models" / "smollm2-135m-instruct")
-    results: dict = {"config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(a).items()}, "timing_s": {}}
+    from cnr_plugin.provenance import provenance
+
+    results: dict = {"provenance": provenance(vars(a), {"splits": a.seed, "axolotl": 42}, repo=ROOT),
+                     "timing_s": {}}
     t = time.time()
     if not a.no_control:
         results["control"] = evaluate("control", f"inner=hf,pretrained={base}", paths["test"], a.items,
@@ -148,7 +154,11 @@ def main() -> int:
     results["peak_memory_mb"] = round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
     out_dir = a.results
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "mini_repro.json").write_text(json.dumps(results, indent=2))
+    # a partial run (other sizes, no control) never overwrites the full result
+    full_run = sorted(a.sizes) == [100, 300, 1000] and not a.no_control
+    result_file = out_dir / ("mini_repro.json" if full_run else
+                             f"mini_repro_partial_{'-'.join(map(str, a.sizes))}{'_nocontrol' if a.no_control else ''}.json")
+    result_file.write_text(json.dumps(results, indent=2))
     runs = load_runs([RUNS / "eval" / name for name in ("control", f"trained-{max(a.sizes)}")
                       if (RUNS / "eval" / name).is_dir()])
     plot(runs, out_dir / "mini_repro_winrate.png", title="Mini CnR: revision vs original (oracle judge)")
@@ -159,7 +169,7 @@ def main() -> int:
         print(f"{name:<14}" + "".join(f"{row[f'iter{k}']['winrate']:>8.3f} [{row[f'iter{k}']['ci95'][0]:.2f},"
                                       f"{row[f'iter{k}']['ci95'][1]:.2f}]" for k in range(1, a.iterations + 1)))
     print(f"run time {results['timing_s']['total']} s, peak memory of a child process {results['peak_memory_mb']} MB")
-    print(f"-> {out_dir / 'mini_repro.json'}, {out_dir / 'mini_repro_winrate.png'}, "
+    print(f"-> {result_file}, {out_dir / 'mini_repro_winrate.png'}, "
           f"{out_dir / 'mini_repro_data_efficiency.png'}")
     return 0
 

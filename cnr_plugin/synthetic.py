@@ -22,7 +22,10 @@ from typing import Any
 FRUITS = ["apple", "banana", "cherry", "grape", "lemon", "mango", "orange", "peach", "pear", "plum"]
 TOPICS = {"the sea": ("blue", "water"), "a forest": ("green", "tree"), "the city": ("busy", "car"),
           "winter": ("cold", "snow"), "a library": ("quiet", "book"), "the desert": ("hot", "sand")}
-WORDS = ["river", "garden", "window", "planet", "rocket", "candle", "guitar", "island", "silver", "thunder"]
+WORDS = ["river", "garden", "window", "planet", "rocket", "candle", "guitar", "island", "silver", "thunder",
+         "meadow", "harbor", "pencil", "lantern", "velvet", "marble", "falcon", "copper", "orchard", "compass",
+         "blanket", "canyon", "feather", "glacier", "hammer", "jungle", "kettle", "ladder", "magnet", "needle",
+         "oyster", "pillow", "quartz", "ribbon", "saddle", "tunnel", "violin", "walnut", "yogurt", "zipper"]
 NAMES = ["Ann", "Bob", "Chen", "Dara", "Eli", "Fay", "Gus", "Hana", "Ivo", "Jun"]
 
 
@@ -73,32 +76,38 @@ def _arith(rng: random.Random) -> tuple[str, list[dict], str, list[str]]:
 
 
 def _fruits(rng: random.Random) -> tuple[str, list[dict], str, list[str]]:
-    n = rng.randint(2, 5)
-    picks = rng.sample(FRUITS, n + 2)
-    prompt = f"List exactly {n} fruits, one per line, nothing else."
-    checks: list[dict] = [{"kind": "n_lines", "n": n}, {"kind": "lines_from", "words": FRUITS}]
+    n = rng.randint(2, 6)
+    other, other2 = sorted(rng.sample(FRUITS, 2))
+    picks = rng.sample([f for f in FRUITS if f not in (other, other2)], n + 2)
+    prompt = f"List exactly {n} fruits other than {other} and {other2}, one per line, nothing else."
+    checks: list[dict] = [{"kind": "n_lines", "n": n}, {"kind": "lines_from", "words": FRUITS},
+                          {"kind": "absent", "word": other}, {"kind": "absent", "word": other2}]
     good = "\n".join(picks[:n])
     return prompt, checks, good, ["\n".join(picks[: n + 1]), ", ".join(picks[:n]),
-                                  "\n".join(picks[: n - 1] + ["carrot"])]
+                                  "\n".join(picks[: n - 1] + ["carrot"]), "\n".join(picks[: n - 1] + [other])]
 
 
 def _sentence(rng: random.Random) -> tuple[str, list[dict], str, list[str]]:
     topic = rng.choice(sorted(TOPICS))
     need, avoid = TOPICS[topic]
-    prompt = (f"Write one sentence about {topic} that uses the word '{need}' and does not use the word "
-              f"'{avoid}'.")
-    checks = [{"kind": "contains", "word": need}, {"kind": "absent", "word": avoid}, {"kind": "one_sentence"}]
-    good = f"On a calm day {topic} feels {need} and still."
-    return prompt, checks, good, [f"On a calm day {topic} is full of {avoid}.",
-                                  f"On a calm day {topic} feels {need}. The {avoid} is everywhere.",
-                                  f"{topic.capitalize()} feels {need} and still. It is lovely."]
+    k = rng.randint(2, 40)
+    prompt = (f"Write one sentence about {topic} that uses the word '{need}', mentions the number {k}, and does "
+              f"not use the word '{avoid}'.")
+    checks = [{"kind": "contains", "word": need}, {"kind": "absent", "word": avoid}, {"kind": "one_sentence"},
+              {"kind": "contains", "word": str(k)}]
+    good = f"For {k} hours {topic} felt {need} and still."
+    return prompt, checks, good, [f"For {k} hours {topic} was full of {avoid}.",
+                                  f"For {k} hours {topic} felt {need}. The {avoid} was everywhere.",
+                                  f"{topic.capitalize()} felt {need} and still. It was lovely.",
+                                  f"For hours {topic} felt {need} and still."]
 
 
 def _caps(rng: random.Random) -> tuple[str, list[dict], str, list[str]]:
-    word = rng.choice(WORDS)
-    prompt = f"Write the word '{word}' in capital letters, nothing else."
-    return prompt, [{"kind": "equals", "value": word.upper()}], word.upper(), [
-        word, word.capitalize(), f"{word.upper()} is the word."]
+    w1, w2 = rng.sample(WORDS, 2)
+    words = f"{w1} {w2}"
+    prompt = f"Write the words '{words}' in capital letters, nothing else."
+    return prompt, [{"kind": "equals", "value": words.upper()}], words.upper(), [
+        words, words.title(), f"{words.upper()} are the words.", f"{w1.upper()} {w2}"]
 
 
 def _json(rng: random.Random) -> tuple[str, list[dict], str, list[str]]:
@@ -146,38 +155,85 @@ def critique(response: str, meta: dict[str, Any]) -> tuple[list[str], list[str]]
     return pros, cons
 
 
-def make_item(rng: random.Random, right_share: float = 0.15) -> dict[str, Any]:
-    prompt, checks, good, faulty = rng.choice(TASKS)(rng)
-    meta = {"checks": checks}
-    assert score(prompt, good, meta) == len(checks), (prompt, good)
-    for bad in faulty:
-        assert score(prompt, bad, meta) < len(checks), (prompt, bad)
-    # some first answers are already right: their records teach a critique with no cons
-    # ("Cons: - none") and a revision equal to the response, which is what stop_when reads
-    response = good if rng.random() < right_share else rng.choice(faulty)
-    return {"prompt": prompt, "response": response, "correct": good, "faulty": faulty, "meta": meta}
+def two_faults(good: str, faulty: list[str]) -> tuple[str, str] | None:
+    """A response with two faults and a revision that fixes only one of them, as people often
+    revise: for sorting (wrong order and wrong separator -> right order, wrong separator) and for
+    arithmetic (wrong number in a sentence -> right number in a sentence). None for other tasks."""
+    if re.fullmatch(r"\d+(, \d+)+", good):  # sorting
+        nums = good.split(", ")
+        return " ".join(reversed(nums)), " ".join(nums)
+    if re.fullmatch(r"-?\d+", good) and faulty and re.fullmatch(r"-?\d+", faulty[0]):  # arithmetic
+        return f"The answer is {faulty[0]}.", f"The answer is {good}."
+    return None
+
+
+def family_of(meta: dict[str, Any]) -> str:
+    return str(meta.get("family", "?"))
+
+
+def _quota(n: int, k: int, i: int) -> int:
+    return n // k + (1 if i < n % k else 0)
 
 
 def make_splits(out_dir: str | Path, n_train: int = 1000, n_val: int = 100, n_test: int = 100,
-                seed: int = 0, right_share: float = 0.15) -> dict[str, Path]:
+                seed: int = 0, right_share: float = 0.15, partial_share: float = 0.0,
+                families: list[str] | None = None, held_out: str | None = None) -> dict[str, Path]:
     """Write ``train.jsonl`` (CnR records), ``val_responses.jsonl`` and ``test_responses.jsonl``
-    (prompt + faulty response + meta); no prompt appears in two splits."""
+    (prompt + faulty response + meta with its ``family``); no prompt appears in two splits, and
+    every split holds the task families in equal shares (stratified). The data levers
+    (``right_share``, ``partial_share``) change the training records only, from their own random
+    stream, so the same seed gives the same prompts and the same test set whatever the levers.
+    ``held_out``: that family is left out of training and is the whole test set."""
+    tasks = {fn.__name__.lstrip("_"): fn for fn in TASKS}
+    names = families or sorted(tasks)
     rng = random.Random(seed)
-    items: dict[str, dict[str, Any]] = {}
-    need = n_train + n_val + n_test
-    for _ in range(need * 200):
-        item = make_item(rng, right_share)
-        items.setdefault(item["prompt"], item)
-        if len(items) >= need:
-            break
-    if len(items) < need:
-        raise ValueError(f"only {len(items)} distinct prompts could be made for {need} items")
-    order = list(items.values())
-    rng.shuffle(order)
-    train, val, test = order[:n_train], order[n_train:n_train + n_val], order[n_train + n_val:need]
-    for item in test + val:  # evaluation starts from a faulty response, as the paper's other systems
-        if score(item["prompt"], item["response"], item["meta"]) == len(item["meta"]["checks"]):
-            item["response"] = rng.choice(item["faulty"])
+    pools: dict[str, list[dict[str, Any]]] = {}
+    for f_index, name in enumerate(names):
+        if held_out and name == held_out:
+            need = n_test
+        else:
+            k = len([n for n in names if n != held_out])
+            i = [n for n in names if n != held_out].index(name)
+            need = _quota(n_train, k, i) + _quota(n_val, k, i) + (0 if held_out else _quota(n_test, len(names), f_index))
+        seen: dict[str, dict[str, Any]] = {}
+        for _ in range(need * 200):
+            prompt, checks, good, faulty = tasks[name](rng)
+            seen.setdefault(prompt, {"prompt": prompt, "checks": checks, "good": good, "faulty": faulty})
+            if len(seen) >= need:
+                break
+        if len(seen) < need:
+            raise ValueError(f"family {name}: only {len(seen)} distinct prompts for {need} items")
+        pool = list(seen.values())
+        rng.shuffle(pool)
+        pools[name] = pool
+    train, val, test = [], [], []
+    trained = [n for n in names if n != held_out]
+    for i, name in enumerate(trained):
+        pool, a, b = pools[name], _quota(n_train, len(trained), i), _quota(n_val, len(trained), i)
+        train += pool[:a]
+        val += pool[a:a + b]
+        test += pool[a + b:] if not held_out else []
+    if held_out:
+        test = pools[held_out][:n_test]
+    levers = random.Random(f"{seed}-levers")
+    eval_rng = random.Random(f"{seed}-eval")
+    for split, rows in (("train", train), ("val", val), ("test", test)):
+        for it in rows:
+            name = next(n for n, p in pools.items() if it in p)
+            it["meta"] = {"checks": it["checks"], "family": name}
+            it["correct"] = it["good"]
+            if split == "train":
+                right = levers.random() < right_share
+                it["response"], it["revision"] = (it["good"], it["good"]) if right else \
+                    (levers.choice(it["faulty"]), it["good"])
+                pair = two_faults(it["good"], it["faulty"]) if not right and levers.random() < partial_share else None
+                if pair is not None:  # the record teaches one step of two; the next iteration takes the other
+                    it["response"], it["revision"] = pair
+            else:  # evaluation starts from a faulty response, as the paper's other systems' outputs
+                it["response"] = eval_rng.choice(it["faulty"])
+    order = random.Random(f"{seed}-order")
+    for rows in (train, val, test):  # mixed families in every split, so `limit` takes all of them
+        order.shuffle(rows)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"train": out / "train.jsonl", "val": out / "val_responses.jsonl", "test": out / "test_responses.jsonl"}
@@ -185,7 +241,7 @@ def make_splits(out_dir: str | Path, n_train: int = 1000, n_val: int = 100, n_te
         for i, it in enumerate(train):
             pros, cons = critique(it["response"], it["meta"])
             f.write(json.dumps({"id": f"t{i:04d}", "prompt": it["prompt"], "response": it["response"], "pros": pros,
-                                "cons": cons, "revision": it["correct"], "meta": it["meta"]}) + "\n")
+                                "cons": cons, "revision": it["revision"], "meta": it["meta"]}) + "\n")
     for split, rows in (("val", val), ("test", test)):
         with paths[split].open("w") as f:
             for i, it in enumerate(rows):

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from collections import Counter
 
 import pytest
 from conftest import ROOT, axolotl_env, needs_torch
@@ -10,6 +11,7 @@ from conftest import ROOT, axolotl_env, needs_torch
 from cnr_plugin import synthetic
 from cnr_plugin.evaluation import make_judge
 from cnr_plugin.judging import JudgePair, load_judge_config
+from cnr_plugin.formats.base import says_no_cons
 from cnr_plugin.records import read_records
 
 
@@ -38,10 +40,36 @@ def test_records_are_valid_cnr_with_correct_revisions(splits):
         checks = rec.meta["checks"]
         assert synthetic.score(rec.prompt, rec.revision, rec.meta) == len(checks)
         bad = synthetic.failed(rec.response, rec.meta)
-        assert ("Cons:" in rec.critique_text) == bool(bad)
+        assert says_no_cons(rec.critique_text) == (not bad)  # a right response: "Cons: - none"
     assert sum(bool(synthetic.failed(r.response, r.meta)) for r in records) > 200  # most first answers are faulty
     for r in rows(splits["test"]):  # evaluation always starts from a faulty response
         assert synthetic.score(r["prompt"], r["response"], r["meta"]) < len(r["meta"]["checks"])
+
+
+def test_splits_are_stratified_by_family_and_levers_touch_training_only(splits, tmp_path):
+    families = {f.__name__.lstrip("_") for f in synthetic.TASKS}
+    for split in ("train", "test"):
+        counts = Counter(r["meta"]["family"] for r in rows(splits[split]))
+        assert set(counts) == families and max(counts.values()) - min(counts.values()) <= 1, counts
+    first = [r["meta"]["family"] for r in rows(splits["test"])[:12]]
+    assert len(set(first)) >= 4  # mixed order: a `limit` takes every family
+    lever = synthetic.make_splits(tmp_path, n_train=300, n_val=40, n_test=40, seed=1, right_share=0.5,
+                                  partial_share=1.0)
+    assert lever["test"].read_text() == splits["test"].read_text()
+    train = read_records(lever["train"])
+    assert sum(r.response == r.revision for r in train) > 100  # about half already right
+    partial = [r for r in train if r.response != r.revision and synthetic.failed(r.revision, r.meta)]
+    assert partial and all(r.meta["family"] in ("sort", "arith") for r in partial)
+    for r in partial:  # one fault of two fixed: the next step is the answer itself
+        value = str(r.meta["checks"][0]["value"])
+        assert r.revision in (f"The answer is {value}.", value.replace(", ", " ")), (r.response, r.revision)
+        assert len(synthetic.failed(r.response, r.meta)) >= len(synthetic.failed(r.revision, r.meta))
+
+
+def test_held_out_family_is_the_whole_test_set(tmp_path):
+    paths = synthetic.make_splits(tmp_path, n_train=120, n_val=10, n_test=20, seed=2, held_out="json")
+    assert {r["meta"]["family"] for r in rows(paths["test"])} == {"json"}
+    assert "json" not in {r["meta"]["family"] for r in rows(paths["train"])}
 
 
 def test_oracle_judge_through_the_plugin_hook(splits):
@@ -62,7 +90,11 @@ def test_mini_reproduction_pipeline_two_iterations(tmp_path, tiny_llama):
                            "--results", str(tmp_path / "results")],
                           capture_output=True, text=True, env=axolotl_env(), timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    result = json.loads((tmp_path / "results" / "mini_repro.json").read_text())
+    assert not (tmp_path / "results" / "mini_repro.json").exists()  # a partial run keeps the full result
+    result = json.loads((tmp_path / "results" / "mini_repro_partial_8.json").read_text())
+    prov = result["provenance"]
+    assert len(prov["commit"]) == 40 and isinstance(prov["dirty"], bool)
+    assert prov["arguments"]["sizes"] == [8] and prov["versions"]["axolotl"] and prov["hardware"]["cores"]
     for name in ("control", "trained-8"):
         assert result[name]["n_items"] == 3
         assert {"iter1", "iter2"} <= set(result[name])

@@ -150,6 +150,26 @@ def bootstrap_ci(scores: Sequence[float | None], n_boot: int = 10_000, level: fl
     return float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha))
 
 
+def paired_difference(a: Mapping[str, float], b: Mapping[str, float], n_boot: int = 10_000, level: float = 0.95,
+                      seed: int = 0) -> dict[str, Any]:
+    """Mean of a - b over the items both scored (the same items, e.g. trained vs control), with a
+    percentile bootstrap CI over items and a two-sided sign test (scipy) of the per-item differences."""
+    ids = sorted(set(a) & set(b))
+    d = np.asarray([a[i] - b[i] for i in ids], dtype=float)
+    if d.size == 0:
+        return {"n": 0, "mean": float("nan"), "ci95": [float("nan"), float("nan")], "wins": 0, "losses": 0,
+                "sign_test_p": float("nan")}
+    lo, hi = bootstrap_ci(list(d), n_boot=n_boot, level=level, seed=seed)
+    wins, losses = int((d > 0).sum()), int((d < 0).sum())
+    p = float("nan")
+    if wins + losses:
+        from scipy.stats import binomtest
+
+        p = float(binomtest(wins, wins + losses, 0.5).pvalue)
+    return {"n": int(d.size), "mean": float(d.mean()), "ci95": [lo, hi], "wins": wins, "losses": losses,
+            "sign_test_p": p}
+
+
 class JudgeRunner:
     """Judges comparisons with one judge: deduplicated and cached by verdict identity,
     concurrent, with a progress bar. A judge that raises gives a ``failed`` verdict for that pair."""

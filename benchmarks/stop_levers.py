@@ -1,0 +1,196 @@
+"""Issue 14's levers on the mini reproduction: does the win rate keep rising with iterations?
+
+For each data lever (share of training records whose response is already right; share of records
+with two faults of which the revision fixes one) SmolLM2-135M-Instruct is trained once with
+`axolotl train` (LoRA), then evaluated with `lm_eval --tasks cnr_winrate` (the oracle judge, the
+same held-out items, stratified over the six task families) under every loop variant:
+stop_when never / unchanged / no_cons with accept always (plain CnR), and accept judge. The
+untrained model (one solved example) is the control. Generations are cached, so variants that
+ask the reviser the same thing cost nothing twice.
+
+    python benchmarks/stop_levers.py [--items 120] [--iterations 5] [--steps 60] [--records 1000]
+
+Writes results/stop_levers/summary.json (provenance, every variant's per-iteration win rates with
+95 % bootstrap intervals, per-family win rates, stopped and rejected shares, reviser requests and
+judge calls per item, the paired difference to the control), the lm-eval samples of every run
+(gzip), and stop_levers.png. Prints the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import reproduce_mini as rm  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+VARIANTS = [("never", "always"), ("unchanged", "always"), ("no_cons", "always"), ("never", "judge"),
+            ("no_cons", "judge")]
+
+
+def samples(results_dir: Path) -> list[dict]:
+    path = next(results_dir.rglob("samples_cnr_winrate_*.jsonl"))
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def item_scores(rows: list[dict], iteration: int) -> dict[str, float]:
+    out = {}
+    for s in rows:
+        data = json.loads(s["filtered_resps"] if isinstance(s["filtered_resps"], str) else s["filtered_resps"][0])
+        for j in data.get("judgments", []):
+            if j["iteration"] == iteration and j["against"] == "original" and j["score"] is not None:
+                out[s["doc"]["id"]] = j["score"]
+    return out
+
+
+def family_rates(rows: list[dict], iteration: int) -> dict[str, float]:
+    scores = item_scores(rows, iteration)
+    by: dict[str, list[float]] = {}
+    for s in rows:
+        fam = json.loads(s["doc"]["meta"]).get("family", "?")
+        if s["doc"]["id"] in scores:
+            by.setdefault(fam, []).append(scores[s["doc"]["id"]])
+    return {f: round(sum(v) / len(v), 3) for f, v in sorted(by.items())}
+
+
+def run_summary(name: str, result: dict, iterations: int, control_rows: list[dict] | None,
+                samples_dir: Path) -> dict:
+    from cnr_plugin.evaluation.judging import paired_difference
+
+    res_dir = Path(result["results_dir"])
+    rows = samples(res_dir)
+    res = json.loads(next(res_dir.rglob("results_*.json")).read_text())["results"]["cnr_winrate"]
+    out = {"iterations": {}}
+    for k in range(1, iterations + 1):
+        entry = dict(result[f"iter{k}"])
+        entry["stopped"] = res.get(f"stopped_iter{k},judged", 0.0)
+        entry["rejected"] = res.get(f"rejected_iter{k},judged", 0.0)
+        entry["families"] = family_rates(rows, k)
+        if control_rows is not None:
+            entry["vs_control"] = paired_difference(item_scores(rows, k), item_scores(control_rows, k))
+        out["iterations"][k] = entry
+    out["reviser_requests_per_item"] = res.get("reviser_requests,judged")
+    out["accept_judge_calls_per_item"] = res.get("accept_judgments,judged")
+    out["winrate_judge_calls_per_item"] = 2 * iterations  # both orders, every iteration vs the original
+    out["n_items"] = res["n_items,judged"]
+    out["n_revision_parse_failures"] = res["n_revision_parse_failures,judged"]
+    # keep the per-item samples beside the summary, compressed
+    dest = samples_dir / f"{name}.jsonl.gz"
+    with gzip.open(dest, "wt") as f:
+        for s in rows:
+            f.write(json.dumps({"doc": s["doc"], "resps": s["filtered_resps"]}) + "\n")
+    out["samples"] = str(dest.relative_to(ROOT)) if dest.is_relative_to(ROOT) else str(dest)
+    return out
+
+
+def plot(summary: dict, path: Path, iterations: int) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.2, 4.6), dpi=120)
+    its = list(range(1, iterations + 1))
+    for name, run in summary["runs"].items():
+        wr = [run["iterations"][k]["winrate"] for k in its]
+        lo = [w - run["iterations"][k]["ci95"][0] for w, k in zip(wr, its)]
+        hi = [run["iterations"][k]["ci95"][1] - w for w, k in zip(wr, its)]
+        style = "--" if "judge" in name else ":" if name == "control" else "-"
+        ax.errorbar(its, wr, yerr=[lo, hi], marker="o", capsize=3, linestyle=style, label=name)
+    ax.axhline(0.5, color="grey", linestyle="--", linewidth=1)
+    ax.set(xlabel="iteration", ylabel="win rate vs original (oracle)", ylim=(0, 1), xticks=its,
+           title="CnR iterations: stop signals, gated acceptance, data levers")
+    ax.legend(fontsize=7, loc="lower right")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--items", type=int, default=120)
+    ap.add_argument("--iterations", type=int, default=5)
+    ap.add_argument("--steps", type=int, default=60)
+    ap.add_argument("--records", type=int, default=1000)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--levers", nargs="+", default=["0.15:0", "0.4:0", "0.4:0.3"],
+                    help="data levers as right_share:partial_share")
+    ap.add_argument("--base", type=Path, default=None)
+    ap.add_argument("--workdir", type=Path, default=ROOT / "runs" / "stop_levers")
+    ap.add_argument("--results", type=Path, default=ROOT / "results" / "stop_levers")
+    ap.add_argument("--max-gen-toks", type=int, default=rm.MAX_GEN_TOKS)
+    a = ap.parse_args()
+    from cnr_plugin.models import convert_smollm2
+    from cnr_plugin.provenance import provenance
+    from cnr_plugin.synthetic import make_splits
+
+    rm.RUNS, rm.MAX_GEN_TOKS = a.workdir.resolve(), a.max_gen_toks
+    rm.RUNS.mkdir(parents=True, exist_ok=True)
+    a.results.mkdir(parents=True, exist_ok=True)
+    samples_dir = a.results / "samples"
+    samples_dir.mkdir(exist_ok=True)
+    os.environ.update(AXOLOTL_DO_NOT_TRACK="1", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false",
+                      CNR_CACHE_DIR=str(rm.RUNS / "cache"))
+    summary: dict = {"provenance": provenance(vars(a), {"splits": a.seed, "axolotl": 42}, repo=ROOT),
+                     "timing_s": {}, "runs": {}}
+    t0 = time.time()
+    (rm.RUNS / "oracle.yaml").write_text("judge: oracle\nchecker: cnr_plugin.synthetic:score\n")
+    base = a.base.resolve() if a.base else convert_smollm2(ROOT / "models" / "smollm2-135m-instruct")
+    control_rows = None
+    for lever in a.levers:
+        right, partial = (float(x) for x in lever.split(":"))
+        data_dir = rm.RUNS / f"data-{lever.replace(':', '-')}"
+        paths = make_splits(data_dir, n_train=a.records, n_val=30, n_test=a.items, seed=a.seed,
+                            right_share=right, partial_share=partial)
+        if control_rows is None:  # the test set is the same for every lever (a test checks it)
+            t = time.time()
+            result = rm.evaluate("control", f"inner=hf,pretrained={base}", paths["test"], a.items, a.iterations, 1)
+            summary["runs"]["control"] = run_summary("control", result, a.iterations, None, samples_dir)
+            control_rows = samples(Path(result["results_dir"]))
+            summary["timing_s"]["eval-control"] = round(time.time() - t)
+        t = time.time()
+        out = rm.train(a.records, a.steps, paths["train"], base, tag=lever.replace(":", "-"))
+        summary["timing_s"][f"train-{lever}"] = round(time.time() - t)
+        for stop_when, accept in VARIANTS:
+            name = f"right={right} partial={partial} stop={stop_when} accept={accept}"
+            t = time.time()
+            result = rm.evaluate(name.replace(" ", "_").replace("=", "-"), f"inner=hf,pretrained={base},peft={out}",
+                                 paths["test"], a.items, a.iterations, 0, stop_when, accept)
+            summary["runs"][name] = run_summary(name.replace(" ", "_").replace("=", "-"), result, a.iterations,
+                                                control_rows, samples_dir)
+            summary["timing_s"][f"eval-{name}"] = round(time.time() - t)
+            (a.results / "summary.json").write_text(json.dumps(summary, indent=2))  # partial results survive
+    summary["timing_s"]["total"] = round(time.time() - t0)
+    summary["peak_memory_mb"] = round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
+    (a.results / "summary.json").write_text(json.dumps(summary, indent=2))
+    plot(summary, a.results / "stop_levers.png", a.iterations)
+    print(table(summary, a.iterations))
+    print(f"-> {a.results / 'summary.json'}, {a.results / 'stop_levers.png'}; {summary['timing_s']['total']} s")
+    return 0
+
+
+def table(summary: dict, iterations: int) -> str:
+    head = "| run | " + " | ".join(f"iter {k}" for k in range(1, iterations + 1)) + \
+        " | stopped @5 | reviser req./item | judge calls/item |"
+    lines = [head, "|" + "---|" * (iterations + 4)]
+    for name, run in summary["runs"].items():
+        cells = []
+        for k in range(1, iterations + 1):
+            e = run["iterations"][k] if k in run["iterations"] else run["iterations"][str(k)]
+            cells.append(f"{e['winrate']:.3f} [{e['ci95'][0]:.2f}, {e['ci95'][1]:.2f}]")
+        last = run["iterations"].get(iterations) or run["iterations"].get(str(iterations))
+        calls = run["winrate_judge_calls_per_item"] + (run["accept_judge_calls_per_item"] or 0)
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {last['stopped']:.2f} | "
+                     f"{run['reviser_requests_per_item']:.2f} | {calls:.1f} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
