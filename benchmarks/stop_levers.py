@@ -62,7 +62,7 @@ def family_rates(rows: list[dict], iteration: int) -> dict[str, float]:
 
 def run_summary(name: str, result: dict, iterations: int, control_rows: list[dict] | None,
                 samples_dir: Path) -> dict:
-    from cnr_plugin.evaluation.judging import paired_difference
+    from cnr_plugin.evaluation.stats import paired_difference
 
     res_dir = Path(result["results_dir"])
     rows = samples(res_dir)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-RESULT_KEY = re.compile(r"^winrate_iter(\d+)(_ci95_lo|_ci95_hi)?,")
+RESULT_KEY = re.compile(r"^(lc_)?winrate_iter(\d+)(_ci95_lo|_ci95_hi)?,")
 
 
 @dataclass
@@ -17,6 +17,8 @@ class Run:
     source: str
     # iteration -> (win rate, ci low, ci high)
     points: dict[int, tuple[float, float, float]] = field(default_factory=dict)
+    # iteration -> (length-controlled win rate, ci low, ci high)
+    lc: dict[int, tuple[float, float, float]] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -28,15 +30,19 @@ def _from_lm_eval(path: Path, data: dict[str, Any]) -> Run | None:
     for key, value in res.items():
         m = RESULT_KEY.match(key)
         if m and isinstance(value, (int, float)):
-            vals.setdefault(int(m.group(1)), {})[m.group(2) or "mean"] = float(value)
+            vals.setdefault(int(m.group(2)), {})[(m.group(1) or "") + (m.group(3) or "mean")] = float(value)
     args = (data.get("config") or {}).get("model_args") or {}
     if isinstance(args, str):
         args = dict(kv.split("=", 1) for kv in args.split(",") if "=" in kv)
     model = str(args.get("peft") or args.get("pretrained") or args.get("model") or path.parent.name)
     name = f"{path.parent.parent.name}: {model}"  # lm-eval writes <output_path>/<model>/results_*.json
     run = Run(name, str(path))
+    nan = float("nan")
     for it, v in sorted(vals.items()):
-        run.points[it] = (v.get("mean", float("nan")), v.get("_ci95_lo", float("nan")), v.get("_ci95_hi", float("nan")))
+        if "mean" in v:
+            run.points[it] = (v["mean"], v.get("_ci95_lo", nan), v.get("_ci95_hi", nan))
+        if "lc_mean" in v:
+            run.lc[it] = (v["lc_mean"], v.get("lc__ci95_lo", nan), v.get("lc__ci95_hi", nan))
     run.extra = {k.split(",")[0]: v for k, v in res.items() if k.startswith(("n_", "len_ratio")) and "stderr" not in k}
     return run
 
@@ -46,6 +52,8 @@ def _from_cnr(path: Path, data: dict[str, Any]) -> Run:
     for row in data["rows"]:
         if row["against"] == "original":
             run.points[row["iteration"]] = (row["winrate"], *row["ci95"])
+            if "lc_winrate" in row:
+                run.lc[row["iteration"]] = (row["lc_winrate"], *row["lc_ci95"])
     run.extra = {k: data[k] for k in ("n_comparisons", "n_excluded") if k in data}
     return run
 
@@ -76,10 +84,13 @@ def _short(name: str, width: int = 48) -> str:
 
 
 def format_table(runs: list[Run]) -> str:
-    lines = [f"{'run':<48} {'iter':>4} {'win rate':>9} {'95% CI':>17}"]
+    """Win rate and length-controlled (LC) win rate per iteration, each with its 95 % interval."""
+    lines = [f"{'run':<48} {'iter':>4} {'win rate':>9} {'95% CI':>17} {'LC win rate':>12} {'95% CI':>17}"]
     for run in runs:
         for it, (wr, lo, hi) in sorted(run.points.items()):
-            lines.append(f"{_short(run.name):<48} {it:>4} {wr:>9.3f}   [{lo:.3f}, {hi:.3f}]")
+            lc = run.lc.get(it)
+            lc_cells = f"{lc[0]:>12.3f}   [{lc[1]:.3f}, {lc[2]:.3f}]" if lc else f"{'-':>12}"
+            lines.append(f"{_short(run.name):<48} {it:>4} {wr:>9.3f}   [{lo:.3f}, {hi:.3f}] {lc_cells}")
     return "\n".join(lines)
 
 

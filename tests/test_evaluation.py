@@ -260,7 +260,8 @@ def test_iteration_limit_is_one_constant_everywhere():
     task = yaml.load(eval_tasks_path("cnr_winrate.yaml").read_text(), Loader=Loader)
     metrics = {m["metric"] for m in task["metric_list"]}
     for family in ("winrate_iter{}", "winrate_iter{}_ci95_lo", "winrate_iter{}_ci95_hi", "len_ratio_iter{}",
-                   "stopped_iter{}", "rejected_iter{}"):
+                   "stopped_iter{}", "rejected_iter{}", "lc_winrate_iter{}", "lc_winrate_iter{}_ci95_lo",
+                   "lc_winrate_iter{}_ci95_hi"):
         assert {family.format(k) for k in range(1, MAX_ITERATIONS + 1)} <= metrics
         assert family.format(MAX_ITERATIONS + 1) not in metrics
     assert RunConfig(iterations=MAX_ITERATIONS).iterations == MAX_ITERATIONS
@@ -336,3 +337,52 @@ def test_cached_generation_is_keyed_by_identity_and_request(tmp_path):
     other.identity = "scripted-v2"
     assert cached_generate(other, req, cache)[1] == 1
     assert json.loads(sqlite3.connect(tmp_path / "c.sqlite").execute("SELECT value FROM revision").fetchone()[0])
+
+
+# issue 15: the length-controlled win rate --------------------------------------------------------
+
+def length_items(n: int = 120):
+    """Revisions of varied length: 70 % longer than the original, 30 % shorter."""
+    import random
+
+    rng = random.Random(0)
+    out = []
+    for i in range(n):
+        base = rng.randint(40, 200)
+        longer = i % 10 < 7
+        out.append((f"q{i}", "x" * base, "x" * (base + rng.randint(5, 150) if longer else base - rng.randint(5, 30)),
+                    rng.random() < 0.5))  # last: whether the revision is really better (for the oracle)
+    return out
+
+
+def test_lc_win_rate_removes_a_length_preference():
+    from cnr_plugin.evaluation import length_controlled
+
+    judged = [(1.0 if len(rev) > len(base) else 0.0, len(rev), len(base)) for _, base, rev, _ in length_items()]
+    raw = sum(s for s, *_ in judged) / len(judged)
+    lc = length_controlled(judged)
+    assert raw == pytest.approx(0.7) and abs(lc["winrate"] - 0.5) < 0.1, lc
+    assert lc["ci95"][0] <= lc["winrate"] <= lc["ci95"][1]
+
+
+def test_lc_win_rate_of_a_judge_that_ignores_length_is_the_raw_win_rate():
+    from cnr_plugin.evaluation import length_controlled
+
+    judged = [(1.0 if better else 0.0, len(rev), len(base)) for _, base, rev, better in length_items()]
+    raw = sum(s for s, *_ in judged) / len(judged)
+    assert length_controlled(judged)["winrate"] == pytest.approx(raw, abs=0.05)
+
+
+def test_lc_win_rate_in_the_judged_summary_does_not_depend_on_order():
+    items = [Item(q, "p", base) for q, base, _, _ in length_items(40)]
+    results = {q: [(1, rev)] for q, _, rev, _ in length_items(40)}
+
+    class Longer(JudgeBase):
+        def judge_one(self, pair):
+            return Verdict("A" if len(pair.a) > len(pair.b) else "B" if len(pair.b) > len(pair.a) else "tie", "ok")
+
+    config = load_judge_config(REFERENCE)
+    a = judge_revisions(items, results, config, Longer(), progress=False).summary["rows"][0]
+    b = judge_revisions(items[::-1], results, config, Longer(), progress=False).summary["rows"][0]
+    assert a["winrate"] == pytest.approx(0.7) and abs(a["lc_winrate"] - 0.5) < 0.15
+    assert (a["lc_winrate"], a["lc_ci95"]) == (b["lc_winrate"], b["lc_ci95"])

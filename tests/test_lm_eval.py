@@ -76,7 +76,11 @@ def test_cnr_winrate_real_server_then_cached(tmp_path, llama_server):
     for it in (1, 2):
         wr = res[f"winrate_iter{it},judged"]
         lo, hi = res[f"winrate_iter{it}_ci95_lo,judged"], res[f"winrate_iter{it}_ci95_hi,judged"]
-        assert any(f"{wr:.3f}" in r and f"[{lo:.3f}, {hi:.3f}]" in r for r in rows), (it, rows)
+        lc = res[f"lc_winrate_iter{it},judged"]
+        lc_lo, lc_hi = res[f"lc_winrate_iter{it}_ci95_lo,judged"], res[f"lc_winrate_iter{it}_ci95_hi,judged"]
+        assert lc_lo <= lc <= lc_hi
+        assert any(f"{wr:.3f}" in r and f"[{lo:.3f}, {hi:.3f}]" in r and f"{lc:.3f}" in r
+                   and f"[{lc_lo:.3f}, {lc_hi:.3f}]" in r for r in rows), (it, rows)
     assert (tmp_path / "p.png").stat().st_size > 5000
 
 

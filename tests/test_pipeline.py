@@ -71,6 +71,10 @@ def test_task_functions_end_to_end_with_oracle(tmp_path, monkeypatch):
     assert tasks.total([p["n_items"] for p in per_doc]) == 4
     assert tasks.total([p["n_failed"] for p in per_doc]) == 0
     assert tasks.ci95_lo([p["winrate_iter3_ci95_lo"] for p in per_doc]) == 1.0
+    # every item wins by getting longer: the length-controlled win rate cannot tell the fix from the
+    # length, and says so by moving towards 0.5
+    lc = tasks.lc_winrate([p["lc_winrate_iter3"] for p in per_doc])
+    assert 0.5 <= lc < 1.0 and tasks.lc_ci95_lo([p["lc_winrate_iter3_ci95_lo"] for p in per_doc]) <= lc
     assert all(p["len_ratio_iter3"] > 1 for p in per_doc)
 
 

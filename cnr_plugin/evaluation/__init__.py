@@ -7,6 +7,7 @@ from .generation import (Backend, Gate, GenerationError, Item, OpenAIBackend, Ov
 from .judging import (Comparison, Evaluation, Judge, JudgeBase, Judged, JudgeGate, JudgeRunner, TooManyFailures,
                       bootstrap_ci, iteration_comparisons, judge_revisions, make_judge, prepare_judge, score_orders,
                       summarize, verdict_key)
+from .stats import length_controlled, paired_difference
 from .run import (CHARS_PER_TOKEN, DEFAULT_MAX_INPUT_TOKENS, MAX_ITERATIONS, RunConfig, RunOptionError, examples_for,
                   run_config)
 
@@ -15,4 +16,4 @@ __all__ = ["Backend", "Gate", "GenerationError", "Item", "OpenAIBackend", "Overs
            "JudgeBase", "Judged", "JudgeGate", "JudgeRunner", "TooManyFailures", "bootstrap_ci",
            "iteration_comparisons", "judge_revisions", "make_judge", "prepare_judge", "score_orders", "summarize",
            "verdict_key", "CHARS_PER_TOKEN", "DEFAULT_MAX_INPUT_TOKENS", "MAX_ITERATIONS", "RunConfig",
-           "RunOptionError", "examples_for", "run_config"]
+           "RunOptionError", "examples_for", "run_config", "length_controlled", "paired_difference"]

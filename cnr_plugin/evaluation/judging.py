@@ -23,6 +23,7 @@ from cnr_plugin.judging.base import JudgePair, Verdict
 from cnr_plugin.judging.config import JudgeConfig, JudgeConfigError, load_judge_config
 
 from .generation import Item
+from .stats import bootstrap_ci, length_controlled
 
 LOG = logging.getLogger("cnr_plugin.evaluation")
 #: what a judge may read of a pair
@@ -135,41 +136,6 @@ def score_orders(forward: Verdict, backward: Verdict, disagreement: str = "tie")
     return (0.5 if disagreement == "tie" else (s_fwd + s_bwd) / 2), "ok"
 
 
-def bootstrap_ci(scores: Sequence[float | None], n_boot: int = 10_000, level: float = 0.95,
-                 seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap CI of the mean. Seeded, and computed on the sorted scores, so the same
-    multiset of scores gives the same interval whatever the order of the items."""
-    x = np.sort(np.asarray([s for s in scores if s is not None], dtype=float))
-    if x.size == 0:
-        return float("nan"), float("nan")
-    if x.size == 1:
-        return float(x[0]), float(x[0])
-    rng = np.random.default_rng(seed)
-    means = x[rng.integers(0, x.size, size=(n_boot, x.size))].mean(axis=1)
-    alpha = (1 - level) / 2
-    return float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha))
-
-
-def paired_difference(a: Mapping[str, float], b: Mapping[str, float], n_boot: int = 10_000, level: float = 0.95,
-                      seed: int = 0) -> dict[str, Any]:
-    """Mean of a - b over the items both scored (the same items, e.g. trained vs control), with a
-    percentile bootstrap CI over items and a two-sided sign test (scipy) of the per-item differences."""
-    ids = sorted(set(a) & set(b))
-    d = np.asarray([a[i] - b[i] for i in ids], dtype=float)
-    if d.size == 0:
-        return {"n": 0, "mean": float("nan"), "ci95": [float("nan"), float("nan")], "wins": 0, "losses": 0,
-                "sign_test_p": float("nan")}
-    lo, hi = bootstrap_ci(list(d), n_boot=n_boot, level=level, seed=seed)
-    wins, losses = int((d > 0).sum()), int((d < 0).sum())
-    p = float("nan")
-    if wins + losses:
-        from scipy.stats import binomtest
-
-        p = float(binomtest(wins, wins + losses, 0.5).pvalue)
-    return {"n": int(d.size), "mean": float(d.mean()), "ci95": [lo, hi], "wins": wins, "losses": losses,
-            "sign_test_p": p}
-
-
 class JudgeRunner:
     """Judges comparisons with one judge: deduplicated and cached by verdict identity,
     concurrent, with a progress bar. A judge that raises gives a ``failed`` verdict for that pair."""
@@ -258,12 +224,16 @@ def summarize(judged: Sequence[Judged], max_failed_fraction: float = 1.0) -> dic
         by.setdefault((j.comparison.against, j.comparison.iteration), []).append(j)
     rows = []
     for (against, it), js in sorted(by.items()):
-        scores = [j.score for j in js if j.score is not None]
+        ok = [j for j in js if j.score is not None]
+        scores: list[float] = [j.score for j in ok if j.score is not None]
         lo, hi = bootstrap_ci(scores)
+        lc = length_controlled([(j.score, len(j.comparison.revision), len(j.comparison.baseline))  # type: ignore[misc]
+                                for j in ok])
         rows.append({"against": against, "iteration": it, "n": len(js), "n_judged": len(scores),
                      "n_failed": sum(j.status == "failed" for j in js),
                      "n_unparsed": sum(j.status == "unparsed" for j in js),
-                     "winrate": float(np.mean(scores)) if scores else float("nan"), "ci95": [lo, hi]})
+                     "winrate": float(np.mean(scores)) if scores else float("nan"), "ci95": [lo, hi],
+                     "lc_winrate": lc["winrate"], "lc_ci95": lc["ci95"]})
     n_bad = sum(j.score is None for j in judged)
     if n_bad:
         LOG.warning("cnr: %d of %d comparisons are excluded from the win rates (%d failed, %d unparsed verdicts)",

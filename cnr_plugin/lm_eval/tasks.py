@@ -8,13 +8,15 @@ aggregations (win rate, CI). This module only translates between lm-eval and the
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from typing import Any
 
 from cnr_plugin.cache import Cache
 from cnr_plugin.errors import CnRError
-from cnr_plugin.evaluation import RunConfig, bootstrap_ci, examples_for, judge_revisions, prepare_judge, run_config
+from cnr_plugin.evaluation import (RunConfig, bootstrap_ci, examples_for, judge_revisions, length_controlled,
+                                   prepare_judge, run_config)
 from cnr_plugin.judging import load_judge_config
 from cnr_plugin.plugins import get_format
 
@@ -99,10 +101,10 @@ def judge(resps: list[list[str]], docs: list[dict[str, Any]]) -> list[str]:
     return [json.dumps(d) for d in outputs]
 
 
-def process_results(doc: dict[str, Any], results: list[str]) -> dict[str, float]:
+def process_results(doc: dict[str, Any], results: list[str]) -> dict[str, Any]:
     data = json.loads(results[0])
     steps = data["steps"]
-    out: dict[str, float] = {"n_items": 1, "n_failed": 0, "n_unparsed": 0,
+    out: dict[str, Any] = {"n_items": 1, "n_failed": 0, "n_unparsed": 0,
                              "n_skipped_oversized": int(bool(data.get("skipped"))),
                              "n_revision_parse_failures": sum(s["revision"] is None and not s.get("stopped")
                                                               for s in steps),
@@ -126,6 +128,10 @@ def process_results(doc: dict[str, Any], results: list[str]) -> dict[str, float]
         out[name] = j["score"]
         if j["against"] == "original":
             out[f"{name}_ci95_lo"] = out[f"{name}_ci95_hi"] = j["score"]
+            # the length-controlled win rate is fitted over all items: each carries its lengths
+            result = next(s["result"] for s in steps if s["iteration"] == it)
+            lc = (j["score"], len(result), len(doc["response"]))
+            out[f"lc_winrate_iter{it}"] = out[f"lc_winrate_iter{it}_ci95_lo"] = out[f"lc_winrate_iter{it}_ci95_hi"] = lc
     return out
 
 
@@ -141,4 +147,22 @@ def ci95_hi(items: list[float]) -> float:
     return bootstrap_ci(items)[1]
 
 
-__all__ = ["load_docs", "doc_to_text", "judge", "process_results", "total", "ci95_lo", "ci95_hi", "CnRRunError"]
+@functools.lru_cache(maxsize=64)
+def _lc(items: tuple[tuple[float, int, int], ...]) -> dict[str, Any]:
+    return length_controlled(list(items))
+
+
+def lc_winrate(items: list[tuple[float, int, int]]) -> float:
+    return _lc(tuple(sorted(map(tuple, items))))["winrate"]
+
+
+def lc_ci95_lo(items: list[tuple[float, int, int]]) -> float:
+    return _lc(tuple(sorted(map(tuple, items))))["ci95"][0]
+
+
+def lc_ci95_hi(items: list[tuple[float, int, int]]) -> float:
+    return _lc(tuple(sorted(map(tuple, items))))["ci95"][1]
+
+
+__all__ = ["load_docs", "doc_to_text", "judge", "process_results", "total", "ci95_lo", "ci95_hi", "lc_winrate",
+           "lc_ci95_lo", "lc_ci95_hi", "CnRRunError"]
