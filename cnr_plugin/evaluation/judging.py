@@ -125,10 +125,18 @@ class Judged:
 
 
 def score_orders(forward: Verdict, backward: Verdict, disagreement: str = "tie") -> tuple[float | None, str]:
-    """The revision's score from both orders; failed or unparsed orders exclude the comparison."""
+    """The revision's score from both orders; failed or unparsed orders exclude the comparison.
+
+    With probabilities in both orders (``verdict: probability``) the score is the expected outcome,
+    P(revision better) + P(tie) / 2, averaged over the two orders: a position bias adds to one
+    order what it takes from the other."""
     for v in (forward, backward):
         if v.status != "ok":
             return None, v.status
+    if forward.probs is not None and backward.probs is not None:
+        s_fwd = forward.probs["A"] + forward.probs["tie"] / 2
+        s_bwd = backward.probs["B"] + backward.probs["tie"] / 2
+        return (s_fwd + s_bwd) / 2, "ok"
     s_fwd = {"A": 1.0, "tie": 0.5, "B": 0.0}[forward.winner]  # type: ignore[index]
     s_bwd = {"B": 1.0, "tie": 0.5, "A": 0.0}[backward.winner]  # type: ignore[index]
     if s_fwd == s_bwd:

@@ -27,13 +27,50 @@ class Verdict:
     status: Status
     raw: str = ""
     error: str | None = None
+    #: verdict: probability — P(A), P(B), P(tie) read from the verdict token (they sum to 1)
+    probs: dict[str, float] | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"winner": self.winner, "status": self.status, "raw": self.raw, "error": self.error}
+        out: dict[str, Any] = {"winner": self.winner, "status": self.status, "raw": self.raw, "error": self.error}
+        if self.probs is not None:
+            out["probs"] = self.probs
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Verdict:
-        return cls(d.get("winner"), d["status"], d.get("raw", ""), d.get("error"))
+        return cls(d.get("winner"), d["status"], d.get("raw", ""), d.get("error"), d.get("probs"))
+
+
+_VERDICT_TOKEN = re.compile(r'^[\s"\'\[\]{}:]*(A|B|C|t|ti|tie)[\s"\'\[\]{}]*$')
+
+
+def verdict_probs(tokens: list[Any]) -> dict[str, float] | None:
+    """P(A), P(B), P(tie) from OpenAI-style token log-probabilities: the first token that reads as a
+    verdict (``A``, ``B``, ``tie`` or ``C``, quotes and brackets aside) and its top alternatives,
+    renormalised over the verdicts. None when no token reads as a verdict."""
+    import math
+
+    def label(text: str) -> str | None:
+        m = _VERDICT_TOKEN.match(text)
+        if not m:
+            return None
+        return {"A": "A", "B": "B"}.get(m.group(1), "tie")
+
+    for tok in tokens:
+        if label(_get(tok, "token")) is None:
+            continue
+        mass = {"A": 0.0, "B": 0.0, "tie": 0.0}
+        for alt in _get(tok, "top_logprobs") or [{"token": _get(tok, "token"), "logprob": _get(tok, "logprob")}]:
+            which = label(_get(alt, "token"))
+            if which is not None:
+                mass[which] += math.exp(_get(alt, "logprob"))
+        total = sum(mass.values())
+        return {k: v / total for k, v in mass.items()} if total > 0 else None
+    return None
+
+
+def _get(obj: Any, name: str) -> Any:
+    return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
 
 
 VERDICT_JSON_SCHEMA = {

@@ -48,6 +48,11 @@ class JudgeConfig(BaseModel):
     structured_output: Literal["json_schema", "json_object", "none"] = Field(
         "json_schema", description="how to ask for schema-constrained JSON: OpenAI's json_schema, "
         "llama-cpp-python's json_object with a schema, or none (then the strict parser alone)")
+    verdict: Literal["letter", "probability"] = Field(
+        "letter", description="probability: read P(A), P(B), P(tie) from the log-probabilities of the first "
+        "verdict token and score the expected outcome, averaged over both orders (AlpacaEval's weighted "
+        "win rate); falls back to letters with a warning where the server returns no log-probabilities")
+    top_logprobs: int = Field(5, ge=2, le=20, description="log-probabilities asked per token (verdict: probability)")
     temperature: float = 0.0
     max_tokens: int = Field(32, ge=1)
     timeout_s: float = Field(60.0, gt=0)
@@ -63,7 +68,8 @@ class JudgeConfig(BaseModel):
     def fingerprint(self) -> dict[str, Any]:
         """What decides a verdict (the cache key): not concurrency, timeouts or the key."""
         return self.model_dump(include={"judge", "model", "base_url", "prompt_template", "verdict_format",
-                                        "structured_output", "temperature", "max_tokens", "checker"})
+                                        "structured_output", "temperature", "max_tokens", "checker", "verdict",
+                                        "top_logprobs"})
 
     def api_key(self) -> str:
         if self.api_key_file:

@@ -6,14 +6,17 @@ Retries (with exponential backoff, honouring ``Retry-After``) are the client's o
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from cnr_plugin.endpoints import check_reachable, make_client
 from cnr_plugin.errors import CnRError
 from cnr_plugin.evaluation.judging import JudgeBase
 
-from .base import VERDICT_JSON_SCHEMA, JudgePair, Verdict, parse_verdict, render_judge_prompt
+from .base import VERDICT_JSON_SCHEMA, JudgePair, Verdict, parse_verdict, render_judge_prompt, verdict_probs
 from .config import JudgeConfig, JudgeConfigError
+
+LOG = logging.getLogger("cnr_plugin.judging")
 
 
 class OpenAIJudge(JudgeBase):
@@ -27,9 +30,12 @@ class OpenAIJudge(JudgeBase):
         self.config = config
         self.client = make_client(config.base_url, config.api_key(), timeout_s=config.timeout_s,
                                   max_retries=config.max_retries, command="the openai judge")
+        import threading
+
         import openai
 
         self._openai = openai
+        self._lock, self._warned = threading.Lock(), False
 
     def check_reachable(self) -> None:
         """Fail fast, before any generation, when the judge endpoint does not answer."""
@@ -45,6 +51,8 @@ class OpenAIJudge(JudgeBase):
             temperature=self.config.temperature,
             max_tokens=self.config.max_tokens,
         )
+        if self.config.verdict == "probability":
+            kwargs.update(logprobs=True, top_logprobs=self.config.top_logprobs)
         if self.config.verdict_format == "json" and self.config.structured_output == "json_schema":
             kwargs["response_format"] = {"type": "json_schema", "json_schema": {
                 "name": "verdict", "strict": True, "schema": VERDICT_JSON_SCHEMA}}
@@ -63,4 +71,19 @@ class OpenAIJudge(JudgeBase):
         content = (choice.message.content or "") if choice is not None else ""
         if not content.strip():
             return Verdict(None, "unparsed", content, "empty reply")
-        return parse_verdict(content, self.config.verdict_format)
+        verdict = parse_verdict(content, self.config.verdict_format)
+        if self.config.verdict != "probability" or verdict.status != "ok":
+            return verdict
+        logprobs = getattr(getattr(choice, "logprobs", None), "content", None)
+        probs = verdict_probs(list(logprobs)) if logprobs else None
+        if probs is None:
+            self._warn_no_logprobs()
+            return verdict
+        return Verdict(verdict.winner, "ok", content, probs=probs)
+
+    def _warn_no_logprobs(self) -> None:
+        with self._lock:
+            if not self._warned:
+                self._warned = True
+                LOG.warning("cnr: the judge at %s returned no log-probabilities for the verdict token: verdicts "
+                            "are letters (verdict: probability falls back)", self.config.base_url)

@@ -85,6 +85,19 @@ def judge_reply(prompt: str) -> str:
     return json.dumps({"winner": "A" if a > b else "B" if b > a else "tie"})
 
 
+def verdict_logprobs(probs: dict[str, float]) -> list[dict[str, Any]]:
+    """OpenAI-style token log-probabilities of the reply ``{"winner": "<X>"}``: the verdict token
+    carries the distribution over A / B / tie as its top log-probabilities."""
+    import math
+
+    winner = max(probs, key=lambda k: probs[k])
+    top = [{"token": k, "logprob": math.log(max(v, 1e-12)), "bytes": None} for k, v in probs.items()]
+    tokens = ['{"', "winner", '":', ' "', winner, '"}']
+    return [{"token": t, "logprob": (math.log(probs[winner]) if t == winner else 0.0), "bytes": None,
+             "top_logprobs": top if t == winner else [{"token": t, "logprob": 0.0, "bytes": None}]}
+            for t in tokens]
+
+
 def reviser_reply(prompt: str) -> str:
     m = re.search(r"### Response:\n(.*?)\n\n### Critique:\n$", prompt, re.S)
     response = m.group(1) if m else ""
@@ -161,12 +174,17 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(srv.plan.hang_s)
             return self._send(503, {"error": {"message": "injected hang"}})
         if judge:
-            text = judge_reply(req["messages"][-1]["content"])
+            prompt = req["messages"][-1]["content"]
+            probs = srv.judge_probs(prompt) if srv.judge_probs else None
+            text = judge_reply(prompt) if probs is None else json.dumps({"winner": max(probs, key=lambda k: probs[k])})
             text = {"truncated": text[: len(text) // 2], "empty": "", "no_verdict": "I cannot decide.",
                     "prose": f"Having read both, my verdict is {text}."}.get(kind, text)
+            choice: dict[str, Any] = {"index": 0, "finish_reason": "stop",
+                                      "message": {"role": "assistant", "content": text}}
+            if req.get("logprobs") and probs is not None:
+                choice["logprobs"] = {"content": verdict_logprobs(probs)}
             payload = {"id": "x", "object": "chat.completion", "created": 0, "model": req.get("model"),
-                       "choices": [{"index": 0, "finish_reason": "stop",
-                                    "message": {"role": "assistant", "content": text}}]}
+                       "choices": [choice]}
         else:
             prompts = req.get("prompt")
             prompts = prompts if isinstance(prompts, list) else [prompts]
@@ -187,11 +205,14 @@ class FaultServer(ThreadingHTTPServer):
 
     def __init__(self, plan: FaultPlan, port: int = 0, api_key: str | None = None, max_requests: int = 100_000,
                  max_seconds: float = 3600.0, concurrency: int | None = None,
-                 reviser: Callable[[str], str] | None = None):
+                 reviser: Callable[[str], str] | None = None,
+                 judge_probs: Callable[[str], dict[str, float]] | None = None):
         super().__init__(("127.0.0.1", port), _Handler)
         self.plan, self.api_key, self.max_requests = plan, api_key, max_requests
         #: the scripted reviser behind /v1/completions (prompt -> completion text)
         self.reviser = reviser or reviser_reply
+        #: a scripted judge with log-probabilities: prompt -> {"A": p, "B": p, "tie": p}
+        self.judge_probs = judge_probs
         # at most `concurrency` requests are served at once (the others wait), like a real server's slots
         self.slots = threading.BoundedSemaphore(concurrency) if concurrency else None
         self.stats = Stats()
