@@ -269,6 +269,7 @@ def judge(baseline: Path, candidate: Path, judge_spec: str, compare_previous: bo
     base = {r.id: r for r in read_responses(baseline)}
     items: list[Item] = []
     results: dict[str, list[tuple[int, str]]] = {}
+    steps: dict[str, list[dict]] = {}
     for row in read_candidates(candidate):
         if row.id not in base:
             raise CnRDataError(str(candidate), None, f"id {row.id!r} is not in {baseline}", field="id")
@@ -276,10 +277,17 @@ def judge(baseline: Path, candidate: Path, judge_spec: str, compare_previous: bo
         items.append(Item(str(b.id), b.prompt, b.response, b.system, b.meta or {}))
         rid = str(row.id)
         results[rid] = [(s.iteration, s.result) for s in row.steps] if hasattr(row, "steps") else [(1, row.response)]
+        steps[rid] = [s.model_dump() for s in row.steps] if hasattr(row, "steps") else [
+            {"iteration": 1, "response": b.response, "generation": "", "critique": None, "revision": row.response,
+             "problem": None, "result": row.response}]
     config, judge_impl = prepare_judge(judge_spec, items, source=str(baseline))
     evaluation = judge_revisions(items, results, config, judge_impl, cache=Cache(), compare_previous=compare_previous)
     out.mkdir(parents=True, exist_ok=True)
     _write_jsonl(out / "judgments.jsonl", [j.as_dict() for j in evaluation.judged])
+    by_item = evaluation.by_item()  # every item with its texts and verdicts, for `cnr report --html`
+    _write_jsonl(out / "samples.jsonl", [{"id": it.id, "prompt": it.prompt, "response": it.response, "meta": it.meta,
+                                          "steps": steps[it.id], "judgments": by_item.get(it.id, [])}
+                                         for it in items])
     result = {"name": name or candidate.stem, **evaluation.summary, "judge_calls": evaluation.calls,
               "judge_cache_hits": evaluation.cache_hits, "judge": config.fingerprint(), "plugins": plugin_versions()}
     (out / "cnr_results.json").write_text(json.dumps(result, indent=2))
@@ -293,7 +301,9 @@ def judge(baseline: Path, candidate: Path, judge_spec: str, compare_previous: bo
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--plot", "plot_path", type=click.Path(path_type=Path), default=None,
               help="PNG to write (default: <first path>/cnr_winrate.png)")
-def report(paths: tuple[Path, ...], plot_path: Path | None) -> None:
+@click.option("--html", "html_path", type=click.Path(path_type=Path), default=None,
+              help="also write one self-contained results page: table, plot and every item")
+def report(paths: tuple[Path, ...], plot_path: Path | None, html_path: Path | None) -> None:
     """Win rate vs iteration from lm-eval output folders or `cnr judge` results: table + PNG.
 
     Several PATHS overlay several runs in one plot.
@@ -308,6 +318,10 @@ def report(paths: tuple[Path, ...], plot_path: Path | None) -> None:
     first = paths[0] if paths[0].is_dir() else paths[0].parent
     png = plot(runs, plot_path or first / "cnr_winrate.png")
     click.echo(f"plot: {png}")
+    if html_path is not None:
+        from .report_html import write
+
+        click.echo(f"page: {write(list(paths), html_path)}")
 
 
 @main.command("lm-eval", context_settings={"ignore_unknown_options": True, "allow_extra_args": True,

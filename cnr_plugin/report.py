@@ -94,7 +94,8 @@ def format_table(runs: list[Run]) -> str:
     return "\n".join(lines)
 
 
-def plot(runs: list[Run], out: str | Path, title: str = "CnR: win rate of revision vs original") -> Path:
+def plot(runs: list[Run], out: Any, title: str = "CnR: win rate of revision vs original") -> Any:
+    """Draw win rate against iteration; ``out`` is a path (returned as a Path) or a binary file."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -113,8 +114,9 @@ def plot(runs: list[Run], out: str | Path, title: str = "CnR: win rate of revisi
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out)
+    if isinstance(out, (str, Path)):
+        out = Path(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, format="png")
     plt.close(fig)
     return out

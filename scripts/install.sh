@@ -75,7 +75,7 @@ WHEEL=$(ls dist/cnr_plugin-*.whl)
 .venv-llama/bin/pip install -q "$WHEEL"   # core only: the tests ask it where the GGUF file is
 .venv-llama/bin/pip install -q --force-reinstall --no-deps "$WHEEL"
 if [ "$ANNOTATE" = 1 ]; then
-  .venv-annotate/bin/pip install -q "${WHEEL}[annotate]" pytest hypothesis playwright
+  .venv-annotate/bin/pip install -q "${WHEEL}[annotate]" pytest hypothesis playwright matplotlib
   .venv-annotate/bin/pip install -q --force-reinstall --no-deps "$WHEEL"
 fi
 if .venv-eval/bin/python -c "import torch" 2>/dev/null; then

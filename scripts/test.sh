@@ -25,11 +25,13 @@ step "skips allowed (tests/allowed_skips.yaml); any other skip fails"
 .venv-eval/bin/python -c "import yaml; print(yaml.safe_dump(yaml.safe_load(open('tests/allowed_skips.yaml')), sort_keys=False).strip())"
 
 step "tests in .venv (axolotl stack, lm-eval 0.4.11)"
-CNR_TEST_ENV=venv .venv/bin/pytest -p no:cacheprovider --ignore tests/test_annotate.py --durations=5 "$@"
+CNR_TEST_ENV=venv .venv/bin/pytest -p no:cacheprovider --ignore tests/test_annotate.py \
+  --ignore tests/test_report_page.py --durations=5 "$@"
 step "tests in .venv-eval (torch-free, lm-eval 0.4.13)"
-CNR_TEST_ENV=eval .venv-eval/bin/pytest -p no:cacheprovider --ignore tests/test_annotate.py --durations=5 "$@"
-step "annotation tests in .venv-annotate (Label Studio, Chromium)"
-CNR_TEST_ENV=annotate .venv-annotate/bin/pytest -p no:cacheprovider tests/test_annotate.py "$@"
+CNR_TEST_ENV=eval .venv-eval/bin/pytest -p no:cacheprovider --ignore tests/test_annotate.py \
+  --ignore tests/test_report_page.py --durations=5 "$@"
+step "browser tests in .venv-annotate (Label Studio, the results page; Playwright drives Chromium)"
+CNR_TEST_ENV=annotate .venv-annotate/bin/pytest -p no:cacheprovider tests/test_annotate.py tests/test_report_page.py "$@"
 
 step "editable installs (pip install -e .): the lm_eval command again, in both lm-eval versions"
 for env in .venv .venv-eval; do

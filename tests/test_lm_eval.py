@@ -82,6 +82,22 @@ def test_cnr_winrate_real_server_then_cached(tmp_path, llama_server):
         assert any(f"{wr:.3f}" in r and f"[{lo:.3f}, {hi:.3f}]" in r and f"{lc:.3f}" in r
                    and f"[{lc_lo:.3f}, {lc_hi:.3f}]" in r for r in rows), (it, rows)
     assert (tmp_path / "p.png").stat().st_size > 5000
+    # and the results page, from the same real output folder: one item per document, counts that
+    # add up to the judged items
+    proc = subprocess.run([cnr, "report", str(tmp_path / "out"), "--html", str(tmp_path / "page.html")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    page = (tmp_path / "page.html").read_text()
+    assert page.count("<details class='item'") == 3
+    import re
+
+    excluded = 0
+    for it in (1, 2):
+        row = re.search(rf"data-iteration='{it}'>(.*?)</tr>", page).group(1)
+        n = {k: int(re.search(rf"class='n-{k}'>(\d+)<", row).group(1)) for k in ("won", "tied", "lost", "unparsed")}
+        assert sum(n.values()) == 3, n
+        excluded += n["unparsed"]
+    assert excluded == res["n_failed,judged"] + res["n_unparsed,judged"]
 
 
 @pytest.mark.parametrize("metadata, judge_extra, message", [

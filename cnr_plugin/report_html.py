@@ -1,0 +1,232 @@
+"""``cnr report --html``: one self-contained static page (no network, no CDN) for one run or several.
+
+The page holds the table (raw and length-controlled win rates with intervals, and where the
+verdicts carried probabilities the probability-weighted rate beside the one read from letters;
+parse failures, failed and unparsed judgments), the plot (an inline PNG), and every item: the
+prompt, the original, each iteration's critique and revision with a word diff against the text it
+revised, and the verdicts in both orders with the judge's raw replies. Filters (won, lost, tied,
+unparsed, no revision) and a text search run in the page's own few lines of JavaScript; the counts
+per outcome come from the same judgments as the table, so they add up to its ``n judged``.
+
+It reads lm-eval output folders (``results_*.json`` with ``samples_cnr_winrate_*.jsonl``, written
+with ``--log_samples``) and ``cnr judge`` output folders (``cnr_results.json`` with ``samples.jsonl``).
+"""
+
+from __future__ import annotations
+
+import base64
+import difflib
+import html
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .report import Run, load_runs
+
+
+@dataclass
+class RunItems:
+    run: Run
+    items: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _samples_for(results_file: Path) -> Path | None:
+    if results_file.name == "cnr_results.json":
+        path = results_file.parent / "samples.jsonl"
+        return path if path.is_file() else None
+    stamp = results_file.stem.removeprefix("results_")
+    exact = sorted(results_file.parent.glob(f"samples_cnr_winrate_{stamp}.jsonl"))
+    found = exact or sorted(results_file.parent.glob("samples_cnr_winrate_*.jsonl"))
+    return found[-1] if found else None
+
+
+def _items(samples: Path) -> list[dict[str, Any]]:
+    out = []
+    for line in samples.read_text().splitlines():
+        if not line.strip():
+            continue
+        row = json.loads(line)
+        if "filtered_resps" in row:  # lm-eval's --log_samples
+            resp = row["filtered_resps"]
+            data = json.loads(resp if isinstance(resp, str) else resp[0])
+            doc = row["doc"]
+            meta = json.loads(doc.get("meta") or "{}") if isinstance(doc.get("meta"), str) else doc.get("meta") or {}
+            out.append({"id": doc["id"], "prompt": doc["prompt"], "response": doc["response"], "meta": meta,
+                        "steps": data.get("steps", []), "judgments": data.get("judgments", []),
+                        "skipped": data.get("skipped")})
+        else:  # cnr judge
+            out.append(row)
+    return out
+
+
+def load(paths: list[str | Path]) -> list[RunItems]:
+    runs = load_runs(paths)
+    return [RunItems(run, _items(s) if (s := _samples_for(Path(run.source))) else []) for run in runs]
+
+
+def outcome(score: float | None, status: str) -> str:
+    if status != "ok" or score is None:
+        return "unparsed"
+    return "won" if score > 0.5 else "lost" if score < 0.5 else "tied"
+
+
+def item_outcomes(item: dict[str, Any]) -> dict[int, str]:
+    return {j["iteration"]: outcome(j["score"], j["status"]) for j in item.get("judgments", [])
+            if j["against"] == "original"}
+
+
+def counts(items: list[dict[str, Any]], iteration: int) -> dict[str, int]:
+    out = {"won": 0, "tied": 0, "lost": 0, "unparsed": 0, "no revision": 0}
+    for it in items:
+        o = item_outcomes(it).get(iteration)
+        if o:
+            out[o] += 1
+        if any(s["iteration"] == iteration and s.get("revision") is None and not s.get("stopped")
+               for s in it.get("steps", [])):
+            out["no revision"] += 1
+    return out
+
+
+def letter_winrate(items: list[dict[str, Any]], iteration: int) -> float | None:
+    """For runs with probability verdicts: the win rate the same verdicts give read as letters."""
+    scores = []
+    for it in items:
+        for j in it.get("judgments", []):
+            if j["iteration"] != iteration or j["against"] != "original" or j["status"] != "ok":
+                continue
+            if "probs" not in j["forward"]:
+                return None
+            f = {"A": 1.0, "tie": 0.5, "B": 0.0}[j["forward"]["winner"]]
+            b = {"B": 1.0, "tie": 0.5, "A": 0.0}[j["backward"]["winner"]]
+            scores.append(f if f == b else 0.5)
+    return sum(scores) / len(scores) if scores else None
+
+
+def word_diff(before: str, after: str) -> str:
+    a, b = before.split(" "), after.split(" ")
+    parts = []
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+        if op == "equal":
+            parts.append(html.escape(" ".join(a[i1:i2])))
+            continue
+        if i2 > i1:
+            parts.append(f"<del>{html.escape(' '.join(a[i1:i2]))}</del>")
+        if j2 > j1:
+            parts.append(f"<ins>{html.escape(' '.join(b[j1:j2]))}</ins>")
+    return " ".join(parts)
+
+
+def _plot_png(runs: list[Run]) -> str:
+    from .report import plot
+
+    buf = io.BytesIO()
+    plot(runs, buf)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def _fmt(v: float | None) -> str:
+    return "–" if v is None or v != v else f"{v:.3f}"
+
+
+def _table(runs: list[RunItems]) -> str:
+    head = ("<tr><th>run</th><th>iteration</th><th>win rate [95% CI]</th><th>LC win rate [95% CI]</th>"
+            "<th>from letters</th><th>won</th><th>tied</th><th>lost</th><th>failed or unparsed</th>"
+            "<th>no revision</th></tr>")
+    rows = []
+    for ri in runs:
+        for it, (wr, lo, hi) in sorted(ri.run.points.items()):
+            lc = ri.run.lc.get(it)
+            c = counts(ri.items, it)
+            lw = letter_winrate(ri.items, it)
+            rows.append(
+                f"<tr data-run='{html.escape(ri.run.name)}' data-iteration='{it}'><td>{html.escape(ri.run.name)}</td>"
+                f"<td>{it}</td><td>{_fmt(wr)} [{_fmt(lo)}, {_fmt(hi)}]</td>"
+                f"<td>{_fmt(lc[0]) + f' [{_fmt(lc[1])}, {_fmt(lc[2])}]' if lc else '–'}</td>"
+                f"<td>{_fmt(lw) if lw is not None else '–'}</td><td class='n-won'>{c['won']}</td>"
+                f"<td class='n-tied'>{c['tied']}</td><td class='n-lost'>{c['lost']}</td>"
+                f"<td class='n-unparsed'>{c['unparsed']}</td><td class='n-norev'>{c['no revision']}</td></tr>")
+    return f"<table id='summary'>{head}{''.join(rows)}</table>"
+
+
+def _verdict(v: dict[str, Any], shown_first: str) -> str:
+    probs = v.get("probs")
+    p = f" P(A)={probs['A']:.2f} P(B)={probs['B']:.2f} P(tie)={probs['tie']:.2f}" if probs else ""
+    return (f"<div class='verdict'>{shown_first} shown as A: <b>{html.escape(str(v.get('winner')))}</b> "
+            f"({html.escape(v.get('status', ''))}){p} <code>{html.escape(v.get('raw') or v.get('error') or '')}</code>"
+            "</div>")
+
+
+def _item(run: str, it: dict[str, Any]) -> str:
+    outcomes = item_outcomes(it)
+    attrs = " ".join(f"data-o{k}='{o}'" for k, o in outcomes.items())
+    norev = " ".join(f"data-n{s['iteration']}='1'" for s in it.get("steps", [])
+                     if s.get("revision") is None and not s.get("stopped"))
+    judgments = {(j["iteration"], j["against"]): j for j in it.get("judgments", [])}
+    steps = []
+    for s in it.get("steps", []):
+        k = s["iteration"]
+        j = judgments.get((k, "original"))
+        verdicts = (_verdict(j["forward"], "revision") + _verdict(j["backward"], "original")) if j else ""
+        score = f"score {_fmt(j['score'])} ({outcome(j['score'], j['status'])})" if j else "not judged"
+        if s.get("stopped"):
+            body = "<p class='muted'>stopped: not sent to the reviser again</p>"
+        else:
+            body = (f"<h5>critique</h5><pre>{html.escape(s.get('critique') or '(none)')}</pre>"
+                    f"<h5>revision {'(no usable revision: the previous text is kept)' if s.get('revision') is None else ''}"
+                    f"</h5><pre class='diff'>{word_diff(s.get('response', ''), s.get('result', ''))}</pre>")
+        steps.append(f"<div class='step'><h4>iteration {k} — {score}"
+                     f"{' — ' + html.escape(s['stop_signal']) + ' stop' if s.get('stop_signal') else ''}"
+                     f"{' — rejected by the judge' if s.get('accepted') is False else ''}</h4>{body}{verdicts}</div>")
+    return (f"<details class='item' data-run='{html.escape(run)}' {attrs} {norev}>"
+            f"<summary><b>{html.escape(str(it['id']))}</b> {html.escape(it['prompt'][:120])}</summary>"
+            f"<h4>prompt</h4><pre>{html.escape(it['prompt'])}</pre>"
+            f"<h4>original response</h4><pre>{html.escape(it['response'])}</pre>{''.join(steps)}</details>")
+
+
+STYLE = """body{font:14px/1.45 system-ui,sans-serif;margin:24px;max-width:1100px}table{border-collapse:collapse}
+td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}td:first-child{text-align:left}pre{white-space:pre-wrap;
+background:#f6f6f6;padding:6px;margin:4px 0}del{background:#fdd}ins{background:#dfd;text-decoration:none}
+.item{border:1px solid #ddd;margin:6px 0;padding:4px 8px}.muted{color:#777}.verdict{font-size:12px;margin:2px 0}
+#controls button{margin-right:4px}#controls button.on{font-weight:bold;background:#def}"""
+
+SCRIPT = """const st={o:'all',q:'',run:'',k:document.getElementById('iteration').value};
+function apply(){let n=0;for(const d of document.querySelectorAll('details.item')){let ok=(!st.run||d.dataset.run===st.run);
+if(ok&&st.o!=='all'){ok=st.o==='no revision'?d.hasAttribute('data-n'+st.k):d.getAttribute('data-o'+st.k)===st.o;}
+if(ok&&st.q){ok=d.textContent.toLowerCase().includes(st.q);}d.style.display=ok?'':'none';if(ok)n++;}
+document.getElementById('shown').textContent=n;}
+for(const b of document.querySelectorAll('#controls button')){b.onclick=()=>{st.o=b.dataset.o;
+for(const x of document.querySelectorAll('#controls button'))x.classList.toggle('on',x===b);apply();};}
+document.getElementById('q').oninput=e=>{st.q=e.target.value.toLowerCase();apply();};
+document.getElementById('iteration').onchange=e=>{st.k=e.target.value;apply();};
+const r=document.getElementById('run');if(r)r.onchange=e=>{st.run=e.target.value;apply();};apply();"""
+
+
+def render(paths: list[str | Path], title: str = "CnR results") -> str:
+    runs = load(paths)
+    iterations = sorted({k for ri in runs for k in ri.run.points})
+    last = iterations[-1] if iterations else 1
+    run_select = ("<select id='run'><option value=''>all runs</option>" + "".join(
+        f"<option>{html.escape(ri.run.name)}</option>" for ri in runs) + "</select>") if len(runs) > 1 else ""
+    controls = ("<div id='controls'>" + run_select + " iteration <select id='iteration'>" + "".join(
+        f"<option{' selected' if k == last else ''}>{k}</option>" for k in iterations) + "</select> " + "".join(
+        f"<button data-o='{o}'{' class=on' if o == 'all' else ''}>{o}</button>"
+        for o in ("all", "won", "tied", "lost", "unparsed", "no revision")) +
+        " <input id='q' placeholder='search text' size='28'> <span id='shown'></span> shown</div>")
+    items = "".join(_item(ri.run.name, it) for ri in runs for it in ri.items)
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>"
+            "<p>Win rate: the share of items whose revision the judge prefers to the original, in both position "
+            "orders (a tie is half). LC: controlled for length (a logistic model on the length difference, read "
+            "off at equal length). Counts per outcome are for the iteration chosen below; they add up to the "
+            "table's judged items.</p>"
+            f"{_table(runs)}<p><img alt='win rate by iteration' src='data:image/png;base64,{_plot_png([r.run for r in runs])}'>"
+            f"</p><h2>Items</h2>{controls}{items}<script>{SCRIPT}</script></body></html>")
+
+
+def write(paths: list[str | Path], out: str | Path, title: str = "CnR results") -> Path:
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(render(paths, title), encoding="utf-8")
+    return out
