@@ -42,5 +42,6 @@ evaluate trained-oracle eval_tasks/judge_oracle_keywords.yaml "$TRAINED"   # rev
 evaluate control-oracle eval_tasks/judge_oracle_keywords.yaml "$CONTROL"
 
 step "cnr report"
-cnr report runs/demo_eval/* --plot runs/demo_eval/cnr_winrate.png
+cnr report runs/demo_eval/* --plot runs/demo_eval/cnr_winrate.png --html runs/demo_eval/results.html
+echo "results page (every item, its critiques, revisions and verdicts): runs/demo_eval/results.html"
 echo "samples (critiques, revisions, verdicts): runs/demo_eval/*/*/samples_cnr_winrate_*.jsonl"
