@@ -162,7 +162,10 @@ def test_browser_annotation_pulls_and_trains(tmp_path, label_studio):
         rev.wait_for(state="detached", timeout=10_000)
         page.screenshot(path=str(tmp_path / "labeling_page.png"))
         page.get_by_role("button", name="Submit").click()
-        page.wait_for_timeout(1500)
+        deadline = time.monotonic() + 60  # poll the server for the submitted annotation, no fixed wait
+        while not list(ls.annotations.list(id=task.id)):
+            assert time.monotonic() < deadline, "the submitted annotation never reached Label Studio"
+            time.sleep(0.2)
         browser.close()
     print(f"browser annotation: {time.time() - t0:.1f} s")
     shot = os.environ.get("CNR_SCREENSHOT")
