@@ -127,7 +127,13 @@ def main() -> int:
     ap.add_argument("--results", type=Path, default=ROOT / "results" / "stop_levers")
     ap.add_argument("--max-gen-toks", type=int, default=rm.MAX_GEN_TOKS)
     ap.add_argument("--no-control", action="store_true", help="leave out the untrained control (slowest)")
+    ap.add_argument("--table", type=Path, default=None,
+                    help="only print the README table of a summary.json this script wrote, and exit")
     a = ap.parse_args()
+    if a.table:
+        summary = json.loads(a.table.read_text())
+        print(table(summary, int(summary["provenance"]["arguments"]["iterations"])))
+        return 0
     from cnr_plugin.evaluation.stats import paired_difference
     from cnr_plugin.models import convert_smollm2
     from cnr_plugin.provenance import provenance
@@ -186,17 +192,22 @@ def main() -> int:
 
 
 def table(summary: dict, iterations: int) -> str:
+    """The README table: win rate [95 % CI] per iteration; a curve that falls between iterations is
+    marked ↓ at the fall, one that ends below where it started is marked ✗ (the issue's target)."""
     head = "| run | " + " | ".join(f"iter {k}" for k in range(1, iterations + 1)) + \
-        " | stopped @5 | reviser req./item | judge calls/item |"
-    lines = [head, "|" + "---|" * (iterations + 4)]
+        f" | never falls, ends ≥ iter 1 | stopped by {iterations} | reviser requests / item | judge calls / item |"
+    lines = [head, "|" + "---|" * (iterations + 5)]
     for name, run in summary["runs"].items():
-        cells = []
+        cells, rates = [], []
         for k in range(1, iterations + 1):
             e = run["iterations"][k] if k in run["iterations"] else run["iterations"][str(k)]
-            cells.append(f"{e['winrate']:.3f} [{e['ci95'][0]:.2f}, {e['ci95'][1]:.2f}]")
+            fell = bool(rates) and e["winrate"] < rates[-1] - 1e-9
+            rates.append(e["winrate"])
+            cells.append(f"{'↓ ' if fell else ''}{e['winrate']:.3f} [{e['ci95'][0]:.2f}, {e['ci95'][1]:.2f}]")
+        target = all(b >= a - 1e-9 for a, b in zip(rates, rates[1:])) and rates[-1] >= rates[0] - 1e-9
         last = run["iterations"].get(iterations) or run["iterations"].get(str(iterations))
         calls = run["winrate_judge_calls_per_item"] + (run["accept_judge_calls_per_item"] or 0)
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {last['stopped']:.2f} | "
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {'✓' if target else '✗'} | {last['stopped']:.2f} | "
                      f"{run['reviser_requests_per_item']:.2f} | {calls:.1f} |")
     return "\n".join(lines)
 
