@@ -88,8 +88,8 @@ def validate_dataset_files(cfg: dict[str, Any]) -> None:
 
 
 def check_lengths(cfg: Any, tokenizer: Any) -> None:
-    """Records longer than ``sequence_len`` are named by file and line; when fewer than two would
-    remain (axolotl then fails with ``empty range for randrange()``), stop in one line."""
+    """Records longer than ``sequence_len`` are named by file and line; when dropping them leaves
+    fewer than two (axolotl then fails with ``empty range for randrange()``), stop in one line."""
     from cnr_plugin.plugins import get_format
 
     located = local_records(cfg)
@@ -101,7 +101,7 @@ def check_lengths(cfg: Any, tokenizer: Any) -> None:
     if too_long:
         LOG.warning("cnr: %d of %d records are longer than sequence_len=%d tokens and axolotl drops them: %s",
                     len(too_long), len(located), seq, ", ".join(too_long))
-    if len(located) - len(too_long) < 2:
+    if too_long and len(located) - len(too_long) < 2:  # a single record that fits does train
         raise ValueError(f"cnr: only {len(located) - len(too_long)} of {len(located)} CnR records fit in "
                          f"sequence_len={seq} tokens and axolotl needs at least 2 to train: raise sequence_len or "
                          f"shorten {', '.join(too_long[:5])}{' ...' if len(too_long) > 5 else ''}")
