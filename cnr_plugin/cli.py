@@ -196,7 +196,8 @@ def revise(responses: Path, base_url: str, model_name: str, api_key_env: str | N
 
     require("cnr revise", "eval", "openai")
     from .cache import Cache
-    from .evaluation import Item, JudgeGate, OpenAIBackend, check_lengths, examples_for, prepare_judge, run_config
+    from .evaluation import (DEFAULT_MAX_INPUT_TOKENS, Item, JudgeGate, OpenAIBackend, check_lengths, examples_for,
+                             prepare_judge, run_config)
     from .evaluation import revise as run_revise
     from .plugins import get_format
     from .records import read_responses
@@ -217,7 +218,6 @@ def revise(responses: Path, base_url: str, model_name: str, api_key_env: str | N
 
         def count(text: str) -> int:
             return len(tok.encode(text, add_special_tokens=False))
-    from .evaluation import DEFAULT_MAX_INPUT_TOKENS
 
     items, skipped = check_lengths(items, fmt, max_tokens=run.max_input_tokens or DEFAULT_MAX_INPUT_TOKENS,
                                    policy=run.oversized, count_tokens=count, examples=examples, source=str(responses))
