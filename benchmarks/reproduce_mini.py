@@ -25,10 +25,14 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = ROOT / "runs" / "mini"       # --workdir
 MAX_GEN_TOKS = 128                   # --max-gen-toks
+VERBOSE = True                       # print each command (the demo prints where its log is instead)
 
 
 def sh(cmd: list[str], log: Path) -> None:
-    print("$", " ".join(cmd), flush=True)
+    if VERBOSE:
+        print("$", " ".join(cmd), flush=True)
+    else:
+        print(f"   log: {log}", flush=True)
     with log.open("w") as f:  # run in the work folder: `python -m` in the checkout would import its sources
         proc = subprocess.run(cmd, cwd=RUNS, stdout=f, stderr=subprocess.STDOUT)
     if proc.returncode:
@@ -59,10 +63,10 @@ def train(n: int, steps: int, data: Path, base: Path, loss_on: str = "critique_a
 
 
 def evaluate(name: str, model_args: str, responses: Path, items: int, iterations: int, fewshot: int,
-             stop_when: str = "never", accept: str = "always") -> dict:
+             stop_when: str = "never", accept: str = "always", judge: Path | None = None) -> dict:
     out = RUNS / "eval" / name
     meta = {"responses": str(responses), "iterations": iterations, "limit": items, "fewshot": fewshot,
-            "judge": str(RUNS / "oracle.yaml"), "max_gen_toks": MAX_GEN_TOKS, "stop_when": stop_when,
+            "judge": str(judge or RUNS / "oracle.yaml"), "max_gen_toks": MAX_GEN_TOKS, "stop_when": stop_when,
             "accept": accept}
     sh([sys.executable, "-m", "cnr_plugin.lm_eval.cli", "--model", "cnr", "--model_args", model_args,
         "--device", "cpu", "--batch_size", "16", "--tasks", "cnr_winrate", "--metadata", json.dumps(meta),

@@ -145,12 +145,23 @@ def _describe(check: dict[str, Any]) -> str:
             "json_keys": f"it must be exactly the JSON object {json.dumps(check.get('value'))}"}[kind]
 
 
+def _met(check: dict[str, Any]) -> str:
+    """A constraint the response meets, said as a fact."""
+    kind = check["kind"]
+    return {"equals": f"the answer is exactly {check.get('value')}",
+            "n_lines": f"it has exactly {check.get('n')} lines",
+            "lines_from": "every line is one fruit name",
+            "contains": f"it uses the word '{check.get('word')}'",
+            "absent": f"it does not use the word '{check.get('word')}'",
+            "one_sentence": "it is exactly one sentence",
+            "json_keys": f"it is exactly the JSON object {json.dumps(check.get('value'))}"}[kind]
+
+
 def critique(response: str, meta: dict[str, Any]) -> tuple[list[str], list[str]]:
     """Pros and cons of a response against its constraints, in plain words."""
     bad = failed(response, meta)
     good = [c for c in meta["checks"] if c not in bad]
-    pros = [f"Correct that {_describe(c).replace('must be', 'is').replace('must ', '')}." for c in good] \
-        or ["It answers the prompt directly."]
+    pros = [f"Correct: {_met(c)}." for c in good] or ["It answers the prompt directly."]
     cons = [f"Wrong: {_describe(c)}." for c in bad]
     return pros, cons
 
