@@ -96,7 +96,7 @@ def plot(summary: dict, path: Path, iterations: int) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7.2, 4.6), dpi=120)
+    fig, ax = plt.subplots(figsize=(10.5, 4.6), dpi=120)
     its = list(range(1, iterations + 1))
     for name, run in summary["runs"].items():
         wr = [run["iterations"][k]["winrate"] for k in its]
@@ -107,7 +107,7 @@ def plot(summary: dict, path: Path, iterations: int) -> None:
     ax.axhline(0.5, color="grey", linestyle="--", linewidth=1)
     ax.set(xlabel="iteration", ylabel="win rate vs original (oracle)", ylim=(0, 1), xticks=its,
            title="CnR iterations: stop signals, gated acceptance, data levers")
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path)
@@ -128,11 +128,16 @@ def main() -> int:
     ap.add_argument("--max-gen-toks", type=int, default=rm.MAX_GEN_TOKS)
     ap.add_argument("--no-control", action="store_true", help="leave out the untrained control (slowest)")
     ap.add_argument("--table", type=Path, default=None,
-                    help="only print the README table of a summary.json this script wrote, and exit")
+                    help="only print the README table of a summary.json this script wrote (and redraw its "
+                         "plot beside it), and exit")
     a = ap.parse_args()
     if a.table:
         summary = json.loads(a.table.read_text())
-        print(table(summary, int(summary["provenance"]["arguments"]["iterations"])))
+        iterations = int(summary["provenance"]["arguments"]["iterations"])
+        for run in summary["runs"].values():  # JSON keys are strings
+            run["iterations"] = {int(k): v for k, v in run["iterations"].items()}
+        print(table(summary, iterations))
+        plot(summary, a.table.parent / "stop_levers.png", iterations)
         return 0
     from cnr_plugin.evaluation.stats import paired_difference
     from cnr_plugin.models import convert_smollm2
