@@ -134,34 +134,27 @@ def _sort(rng: random.Random) -> tuple[str, list[dict], str, list[str]]:
 TASKS = [_arith, _fruits, _sentence, _caps, _json, _sort]
 
 
-def _describe(check: dict[str, Any]) -> str:
-    kind = check["kind"]
-    return {"equals": f"the answer must be exactly {check.get('value')}",
-            "n_lines": f"it must have exactly {check.get('n')} lines",
-            "lines_from": "every line must be one fruit name",
-            "contains": f"it must use the word '{check.get('word')}'",
-            "absent": f"it must not use the word '{check.get('word')}'",
-            "one_sentence": "it must be exactly one sentence",
-            "json_keys": f"it must be exactly the JSON object {json.dumps(check.get('value'))}"}[kind]
-
-
-def _met(check: dict[str, Any]) -> str:
-    """A constraint the response meets, said as a fact."""
-    kind = check["kind"]
-    return {"equals": f"the answer is exactly {check.get('value')}",
-            "n_lines": f"it has exactly {check.get('n')} lines",
-            "lines_from": "every line is one fruit name",
-            "contains": f"it uses the word '{check.get('word')}'",
-            "absent": f"it does not use the word '{check.get('word')}'",
-            "one_sentence": "it is exactly one sentence",
-            "json_keys": f"it is exactly the JSON object {json.dumps(check.get('value'))}"}[kind]
+def _describe(check: dict[str, Any], met: bool = False) -> str:
+    """A constraint in plain words: what the response must do, or (``met``) what it does."""
+    value, n, word = check.get("value"), check.get("n"), check.get("word")
+    must, does = {
+        "equals": (f"the answer must be exactly {value}", f"the answer is exactly {value}"),
+        "n_lines": (f"it must have exactly {n} lines", f"it has exactly {n} lines"),
+        "lines_from": ("every line must be one fruit name", "every line is one fruit name"),
+        "contains": (f"it must use the word '{word}'", f"it uses the word '{word}'"),
+        "absent": (f"it must not use the word '{word}'", f"it does not use the word '{word}'"),
+        "one_sentence": ("it must be exactly one sentence", "it is exactly one sentence"),
+        "json_keys": (f"it must be exactly the JSON object {json.dumps(value)}",
+                      f"it is exactly the JSON object {json.dumps(value)}"),
+    }[check["kind"]]
+    return does if met else must
 
 
 def critique(response: str, meta: dict[str, Any]) -> tuple[list[str], list[str]]:
     """Pros and cons of a response against its constraints, in plain words."""
     bad = failed(response, meta)
     good = [c for c in meta["checks"] if c not in bad]
-    pros = [f"Correct: {_met(c)}." for c in good] or ["It answers the prompt directly."]
+    pros = [f"Correct: {_describe(c, met=True)}." for c in good] or ["It answers the prompt directly."]
     cons = [f"Wrong: {_describe(c)}." for c in bad]
     return pros, cons
 
