@@ -3,6 +3,9 @@
 It translates lm-eval's documents and results to and from :mod:`cnr_plugin.evaluation`.
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from cnr_plugin.errors import CnRError
 
 
@@ -12,3 +15,14 @@ class CnRRunError(CnRError):
     caller catches it as :class:`~cnr_plugin.errors.CnRError` (or ``Exception``)."""
 
     prefix = "cnr_winrate"
+
+
+@contextmanager
+def run_errors() -> Iterator[None]:
+    """Inside lm-eval: the plugin's own errors become one ``cnr_winrate: ...`` line."""
+    try:
+        yield
+    except CnRRunError:
+        raise
+    except CnRError as exc:
+        raise CnRRunError(str(exc)) from None

@@ -26,14 +26,13 @@ from lm_eval.api.registry import get_model
 from lm_eval.utils import simple_parse_args_string
 
 from cnr_plugin.cache import Cache
-from cnr_plugin.errors import CnRError
 from cnr_plugin.evaluation import (DEFAULT_MAX_INPUT_TOKENS, JudgeGate, RunConfig, check_lengths, examples_for,
                                    make_judge, revise)
 from cnr_plugin.judging import load_judge_config
 from cnr_plugin.formats import Prompted
 from cnr_plugin.plugins import get_format
 
-from . import CnRRunError
+from . import CnRRunError, run_errors
 from .docs import doc_items
 
 OWN_ARGS = ("inner", "cache_revisions", "cache")
@@ -131,7 +130,7 @@ class CnRLM(LM):
         gen_kwargs["until"] = until + [s for s in fmt.stop_sequences() if s not in until]
         gen_kwargs["max_gen_toks"] = run.max_gen_toks
         backend = LMEvalBackend(self.inner, gen_kwargs, f"{self.identity}:{json.dumps(gen_kwargs, sort_keys=True)}")
-        try:
+        with run_errors():
             examples = examples_for(run)
             limit, count = self._input_limit(run)
             items, skipped = check_lengths(doc_items(docs), fmt, max_tokens=limit, policy=run.oversized,
@@ -139,10 +138,6 @@ class CnRLM(LM):
             gate = make_gate(run)
             steps = revise(items, fmt, backend, run.iterations, examples=examples, cache=self.cache,
                            progress=not disable_tqdm, stop_when=run.stop_when, gate=gate)
-        except CnRRunError:
-            raise
-        except CnRError as exc:
-            raise CnRRunError(str(exc)) from None
         out = []
         for doc in docs:
             if doc["id"] in skipped:

@@ -14,13 +14,12 @@ import logging
 from typing import Any
 
 from cnr_plugin.cache import Cache
-from cnr_plugin.errors import CnRError
 from cnr_plugin.evaluation import (RunConfig, bootstrap_ci, examples_for, judge_revisions, length_controlled,
                                    prepare_judge, run_config)
 from cnr_plugin.judging import load_judge_config
 from cnr_plugin.plugins import get_format
 
-from . import CnRRunError
+from . import CnRRunError, run_errors
 from .docs import doc_items, make_docs, read_items
 
 LOG = logging.getLogger("cnr_plugin.lm_eval")
@@ -34,12 +33,8 @@ MODEL_ARG_KEYS: set[str] = set()
 
 def _check(fn, *args, **kwargs):
     """Run a step; the plugin's own errors become a one-line ``cnr_winrate: ...`` error."""
-    try:
+    with run_errors():
         return fn(*args, **kwargs)
-    except CnRRunError:
-        raise
-    except CnRError as exc:
-        raise CnRRunError(str(exc)) from None
 
 
 def load_docs(**kwargs: Any):
@@ -84,9 +79,9 @@ def judge(resps: list[list[str]], docs: list[dict[str, Any]]) -> list[str]:
             outputs.append(json.loads(resp[0]))
         except (json.JSONDecodeError, IndexError, TypeError):
             raise CnRRunError("needs --model cnr (got a plain generation instead of CnR iterations)") from None
-    items = [it for it, data in zip(doc_items(docs), outputs) if not data.get("skipped")]
-    results = {it.id: [(s["iteration"], s["result"]) for s in data["steps"]]
-               for it, data in zip(doc_items(docs), outputs) if not data.get("skipped")}
+    judged = [(it, data) for it, data in zip(doc_items(docs), outputs) if not data.get("skipped")]
+    items = [it for it, _ in judged]
+    results = {it.id: [(s["iteration"], s["result"]) for s in data["steps"]] for it, data in judged}
     config = _check(load_judge_config, run.judge)
     evaluation = _check(judge_revisions, items, results, config, cache=Cache(run.cache),
                         compare_previous=run.compare_previous)
