@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .evaluation import score_orders
+from .judging import Verdict
 from .report import Run, load_runs
 
 
@@ -98,9 +100,9 @@ def letter_winrate(items: list[dict[str, Any]], iteration: int) -> float | None:
                 continue
             if "probs" not in j["forward"]:
                 return None
-            f = {"A": 1.0, "tie": 0.5, "B": 0.0}[j["forward"]["winner"]]
-            b = {"B": 1.0, "tie": 0.5, "A": 0.0}[j["backward"]["winner"]]
-            scores.append(f if f == b else 0.5)
+            score, _ = score_orders(Verdict(j["forward"]["winner"], "ok"), Verdict(j["backward"]["winner"], "ok"))
+            if score is not None:
+                scores.append(score)
     return sum(scores) / len(scores) if scores else None
 
 
