@@ -1,20 +1,29 @@
 """A miniature CnR reproduction on CPU: synthetic verifiable task, SmolLM2-135M-Instruct trained
 with `axolotl train` on 100 / 300 / 1000 CnR records, evaluated with `lm_eval --tasks cnr_winrate`
 (K iterations, the oracle judge) against the untrained model as reviser (control, given one
-solved example so that it can follow the format at all). Writes results/mini_repro.json, the
-win-rate plot and the data-efficiency plot; prints run time and peak memory.
+solved example so that it can follow the format at all) on the same held-out items.
 
-    python benchmarks/reproduce_mini.py [--sizes 100 300 1000] [--steps 60] [--items 30] [--iterations 5]
+    python benchmarks/reproduce_mini.py [--sizes 100 300 1000] [--steps 60] [--items 100] [--iterations 5]
+    python benchmarks/reproduce_mini.py --sizes 1000 --steps 250 --results results/mini_levers/steps250
+    python benchmarks/reproduce_mini.py --held-out arithmetic capitals ... --iterations 1 --results results/held_out
 
-Defaults fit a 2-core CPU in about half an hour; raise --steps and --items where there is time.
+Writes ``summary.json`` in ``--results`` (provenance, per-iteration win rates with intervals,
+per-family win rates, the paired difference to the control on the same items, timings, peak
+memory), the lm-eval samples of every run (gzip) in ``samples/``, the win-rate plot and, for
+several sizes, the data-efficiency plot. A run with other sizes or without the control than the
+default writes ``summary_partial_*.json`` instead of ``summary.json``. ``--held-out``: for each
+family, train without it and evaluate on it alone (the control beside it on the same items).
+Generations are cached in the work folder, so re-runs and runs that share a model cost nothing twice.
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -65,6 +74,7 @@ def train(n: int, steps: int, data: Path, base: Path, loss_on: str = "critique_a
 def evaluate(name: str, model_args: str, responses: Path, items: int, iterations: int, fewshot: int,
              stop_when: str = "never", accept: str = "always", judge: Path | None = None) -> dict:
     out = RUNS / "eval" / name
+    shutil.rmtree(out, ignore_errors=True)  # the results file read below is this run's, not an older one
     meta = {"responses": str(responses), "iterations": iterations, "limit": items, "fewshot": fewshot,
             "judge": str(judge or RUNS / "oracle.yaml"), "max_gen_toks": MAX_GEN_TOKS, "stop_when": stop_when,
             "accept": accept}
@@ -79,18 +89,85 @@ def evaluate(name: str, model_args: str, responses: Path, items: int, iterations
         "results_dir": str(out)}
 
 
-def efficiency_plot(results: dict, sizes: list[int], iterations: int, path: Path) -> None:
+CI_METHOD = ("Bayesian bootstrap over items with one prior pseudo-item at each end and the middle of "
+             "the scale, 10,000 draws, equal-tailed 95 % (cnr_plugin.evaluation.stats.bootstrap_ci)")
+
+
+def samples(results_dir: Path) -> list[dict]:
+    path = next(results_dir.rglob("samples_cnr_winrate_*.jsonl"))
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def item_scores(rows: list[dict], iteration: int) -> dict[str, float]:
+    out = {}
+    for s in rows:
+        data = json.loads(s["filtered_resps"] if isinstance(s["filtered_resps"], str) else s["filtered_resps"][0])
+        for j in data.get("judgments", []):
+            if j["iteration"] == iteration and j["against"] == "original" and j["score"] is not None:
+                out[s["doc"]["id"]] = j["score"]
+    return out
+
+
+def family_rates(rows: list[dict], iteration: int) -> dict[str, dict]:
+    """Win rate, interval and item count per task family (the ``family`` in each item's meta)."""
+    from cnr_plugin.evaluation.stats import bootstrap_ci
+
+    scores = item_scores(rows, iteration)
+    by: dict[str, list[float]] = {}
+    for s in rows:
+        fam = json.loads(s["doc"]["meta"]).get("family", "?")
+        if s["doc"]["id"] in scores:
+            by.setdefault(fam, []).append(scores[s["doc"]["id"]])
+    return {f: {"winrate": round(sum(v) / len(v), 3), "ci95": [round(x, 3) for x in bootstrap_ci(v)], "n": len(v)}
+            for f, v in sorted(by.items())}
+
+
+def run_summary(name: str, result: dict, iterations: int, control_rows: list[dict] | None,
+                samples_dir: Path) -> dict:
+    """One run's entry in a summary.json: per iteration the win rate and interval, stopped and
+    rejected shares, per-family win rates and (given the control's samples) the paired difference
+    to the control on the same items; the lm-eval samples are kept beside it, compressed."""
+    from cnr_plugin.evaluation.stats import paired_difference
+
+    res_dir = Path(result["results_dir"])
+    rows = samples(res_dir)
+    res = json.loads(next(res_dir.rglob("results_*.json")).read_text())["results"]["cnr_winrate"]
+    out: dict = {"iterations": {}}
+    for k in range(1, iterations + 1):
+        entry = dict(result[f"iter{k}"])
+        entry["stopped"] = res.get(f"stopped_iter{k},judged", 0.0)
+        entry["rejected"] = res.get(f"rejected_iter{k},judged", 0.0)
+        entry["families"] = family_rates(rows, k)
+        if control_rows is not None:
+            entry["vs_control"] = paired_difference(item_scores(rows, k), item_scores(control_rows, k))
+        out["iterations"][k] = entry
+    out["reviser_requests_per_item"] = res.get("reviser_requests,judged")
+    out["accept_judge_calls_per_item"] = res.get("accept_judgments,judged")
+    out["winrate_judge_calls_per_item"] = 2 * iterations  # both orders, every iteration vs the original
+    out["n_items"] = res["n_items,judged"]
+    out["n_revision_parse_failures"] = res["n_revision_parse_failures,judged"]
+    samples_dir.mkdir(parents=True, exist_ok=True)
+    dest = samples_dir / f"{name}.jsonl.gz"
+    with gzip.open(dest, "wt") as f:
+        for s in rows:
+            f.write(json.dumps({"doc": s["doc"], "resps": s["filtered_resps"]}) + "\n")
+    out["samples"] = str(dest.relative_to(ROOT)) if dest.is_relative_to(ROOT) else str(dest)
+    return out
+
+
+def efficiency_plot(summary: dict, sizes: list[int], iterations: int, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
-    for k in (1, iterations):
-        wr = [results[f"trained-{n}"][f"iter{k}"]["winrate"] for n in sizes]
-        lo = [w - results[f"trained-{n}"][f"iter{k}"]["ci95"][0] for w, n in zip(wr, sizes)]
-        hi = [results[f"trained-{n}"][f"iter{k}"]["ci95"][1] - w for w, n in zip(wr, sizes)]
-        ax.errorbar(sizes, wr, yerr=[lo, hi], marker="o", capsize=4, label=f"after iteration {k}")
+    for k in sorted({1, iterations}):
+        its = [summary["runs"][f"trained-{n}"]["iterations"][k] for n in sizes]
+        wr = [e["winrate"] for e in its]
+        ax.errorbar(sizes, wr, yerr=[[w - e["ci95"][0] for w, e in zip(wr, its)],
+                                     [e["ci95"][1] - w for w, e in zip(wr, its)]],
+                    marker="o", capsize=4, label=f"after iteration {k}")
     ax.axhline(0.5, color="grey", linestyle="--", linewidth=1)
     ax.set(xscale="log", xlabel="CnR training records", ylabel="win rate vs original", ylim=(0, 1),
            title="CnR data efficiency (SmolLM2-135M, oracle judge)")
@@ -105,12 +182,12 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", type=int, nargs="+", default=[100, 300, 1000])
     ap.add_argument("--steps", type=int, default=60)
-    ap.add_argument("--items", type=int, default=120)
+    ap.add_argument("--items", type=int, default=100)
     ap.add_argument("--iterations", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--base", type=Path, default=None, help="model directory (default: SmolLM2 converted here)")
     ap.add_argument("--workdir", type=Path, default=RUNS)
-    ap.add_argument("--results", type=Path, default=ROOT / "results")
+    ap.add_argument("--results", type=Path, default=ROOT / "results" / "mini_repro")
     ap.add_argument("--max-gen-toks", type=int, default=MAX_GEN_TOKS)
     ap.add_argument("--loss-on", default="critique_and_revision", choices=["critique_and_revision", "revision"],
                     help="lever: the loss on the revision only")
@@ -122,60 +199,99 @@ def main() -> int:
                     help="variant: keep a revision only if the oracle prefers it to the previous text")
     ap.add_argument("--right-share", type=float, default=0.15,
                     help="lever: share of training records whose response is already right (no cons)")
+    ap.add_argument("--held-out", nargs="+", default=None, metavar="FAMILY",
+                    help="generalisation: for each family, train on the others and evaluate on it alone")
     a = ap.parse_args()
     RUNS, MAX_GEN_TOKS = a.workdir.resolve(), a.max_gen_toks
     os.environ.update(AXOLOTL_DO_NOT_TRACK="1", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false",
                       CNR_CACHE_DIR=str(RUNS / "cache"))
     t0 = time.time()
     from cnr_plugin.models import convert_smollm2
+    from cnr_plugin.provenance import provenance
     from cnr_plugin.report import load_runs, plot
-    from cnr_plugin.synthetic import make_splits
+    from cnr_plugin.synthetic import TASKS, make_splits
 
+    families = sorted(fn.__name__.lstrip("_") for fn in TASKS)
+    for fam in a.held_out or []:
+        if fam not in families:
+            ap.error(f"--held-out {fam}: no such family (one of {', '.join(families)})")
     RUNS.mkdir(parents=True, exist_ok=True)
-    paths = make_splits(RUNS / "data", n_train=max(a.sizes), n_val=50, n_test=max(a.items, 50), seed=a.seed,
-                        right_share=a.right_share)
     (RUNS / "oracle.yaml").write_text("judge: oracle\nchecker: cnr_plugin.synthetic:score\n")
     base = a.base.resolve() if a.base else convert_smollm2(ROOT / "models" / "smollm2-135m-instruct")
-    from cnr_plugin.provenance import provenance
-
-    results: dict = {"provenance": provenance(vars(a), {"splits": a.seed, "axolotl": 42}, repo=ROOT),
-                     "timing_s": {}}
-    t = time.time()
-    if not a.no_control:
-        results["control"] = evaluate("control", f"inner=hf,pretrained={base}", paths["test"], a.items,
-                                      a.iterations, 1)
-        results["timing_s"]["eval-control"] = round(time.time() - t)
-    for n in a.sizes:
-        t = time.time()
-        out = train(n, a.steps, paths["train"], base, a.loss_on, a.full)
-        results["timing_s"][f"train-{n}"] = round(time.time() - t)
-        t = time.time()
-        model = f"inner=hf,pretrained={out}" if a.full else f"inner=hf,pretrained={base},peft={out}"
-        results[f"trained-{n}"] = evaluate(f"trained-{n}", model, paths["test"], a.items, a.iterations, 0,
-                                           a.stop_when, a.accept)
-        results["timing_s"][f"eval-{n}"] = round(time.time() - t)
-    results["timing_s"]["total"] = round(time.time() - t0)
-    results["peak_memory_mb"] = round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
     out_dir = a.results
     out_dir.mkdir(parents=True, exist_ok=True)
-    # a partial run (other sizes, no control) never overwrites the full result
-    full_run = sorted(a.sizes) == [100, 300, 1000] and not a.no_control
-    result_file = out_dir / ("mini_repro.json" if full_run else
-                             f"mini_repro_partial_{'-'.join(map(str, a.sizes))}{'_nocontrol' if a.no_control else ''}.json")
-    result_file.write_text(json.dumps(results, indent=2))
-    runs = load_runs([RUNS / "eval" / name for name in ("control", f"trained-{max(a.sizes)}")
-                      if (RUNS / "eval" / name).is_dir()])
-    plot(runs, out_dir / "mini_repro_winrate.png", title="Mini CnR: revision vs original (oracle judge)")
-    efficiency_plot(results, a.sizes, a.iterations, out_dir / "mini_repro_data_efficiency.png")
-    print(f"{'reviser':<14}" + "".join(f"{'iter ' + str(k):>22}" for k in range(1, a.iterations + 1)))
-    for name in [x for x in ["control"] + [f"trained-{n}" for n in a.sizes] if x in results]:
-        row = results[name]
-        print(f"{name:<14}" + "".join(f"{row[f'iter{k}']['winrate']:>8.3f} [{row[f'iter{k}']['ci95'][0]:.2f},"
-                                      f"{row[f'iter{k}']['ci95'][1]:.2f}]" for k in range(1, a.iterations + 1)))
-    print(f"run time {results['timing_s']['total']} s, peak memory of a child process {results['peak_memory_mb']} MB")
-    print(f"-> {result_file}, {out_dir / 'mini_repro_winrate.png'}, "
-          f"{out_dir / 'mini_repro_data_efficiency.png'}")
+    summary: dict = {"provenance": provenance(vars(a), {"splits": a.seed, "axolotl": 42}, repo=ROOT),
+                     "ci_method": CI_METHOD, "timing_s": {}, "runs": {}}
+    # lever runs keep their own model folders (the cache then keeps their generations apart too)
+    tag = "-".join(x for x in (f"s{a.steps}" if a.steps != 60 else "", "full" if a.full else "",
+                               "lossrev" if a.loss_on == "revision" else "",
+                               f"right{a.right_share}" if a.right_share != 0.15 else "") if x)
+    full_run = sorted(a.sizes) == [100, 300, 1000] and not a.no_control and not a.held_out
+    result_file = out_dir / ("summary.json" if full_run or a.held_out else
+                             f"summary_partial_{'-'.join(map(str, a.sizes))}{'_nocontrol' if a.no_control else ''}.json")
+
+    def run(name: str, model_args: str, test: Path, fewshot: int, control_rows: list[dict] | None,
+            stop_when: str = "never", accept: str = "always") -> list[dict]:
+        t = time.time()
+        result = evaluate(name, model_args, test, a.items, a.iterations, fewshot, stop_when, accept)
+        summary["runs"][name] = run_summary(name, result, a.iterations, control_rows, out_dir / "samples")
+        summary["timing_s"][f"eval-{name}"] = round(time.time() - t)
+        result_file.write_text(json.dumps(summary, indent=2))  # partial results survive a crash
+        return samples(Path(result["results_dir"]))
+
+    def trained(n: int, data: Path, suffix: str) -> str:
+        t = time.time()
+        out = train(n, a.steps, data, base, a.loss_on, a.full, tag=suffix)
+        summary["timing_s"][f"train-{n}{'-' + suffix if suffix else ''}"] = round(time.time() - t)
+        return f"inner=hf,pretrained={out}" if a.full else f"inner=hf,pretrained={base},peft={out}"
+
+    control = f"inner=hf,pretrained={base}"
+    if a.held_out:
+        for fam in a.held_out:
+            paths = make_splits(RUNS / f"data-held-out-{fam}", n_train=max(a.sizes), n_val=30, n_test=a.items,
+                                seed=a.seed, right_share=a.right_share, held_out=fam)
+            rows = None if a.no_control else run(f"control-{fam}", control, paths["test"], 1, None)
+            model = trained(max(a.sizes), paths["train"], "-".join(x for x in (f"without-{fam}", tag) if x))
+            run(f"held-out-{fam}", model, paths["test"], 0, rows, a.stop_when, a.accept)
+    else:
+        # n_val=30 and n_test=items: the same splits as benchmarks/stop_levers.py, so its cached
+        # control generations serve here too
+        paths = make_splits(RUNS / "data", n_train=max(a.sizes), n_val=30, n_test=a.items, seed=a.seed,
+                            right_share=a.right_share)
+        rows = None if a.no_control else run("control", control, paths["test"], 1, None)
+        for n in a.sizes:
+            run(f"trained-{n}", trained(n, paths["train"], tag), paths["test"], 0, rows, a.stop_when, a.accept)
+    summary["timing_s"]["total"] = round(time.time() - t0)
+    summary["peak_memory_mb"] = round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
+    result_file.write_text(json.dumps(summary, indent=2))
+    if not a.held_out:
+        runs = load_runs([RUNS / "eval" / name for name in ("control", f"trained-{max(a.sizes)}")
+                          if name in summary["runs"]])
+        plot(runs, out_dir / "winrate.png", title="Mini CnR: revision vs original (oracle judge)")
+        if len(a.sizes) > 1:
+            efficiency_plot(summary, a.sizes, a.iterations, out_dir / "data_efficiency.png")
+    print(table(summary, a.iterations))
+    print(f"run time {summary['timing_s']['total']} s, peak memory of a child process {summary['peak_memory_mb']} MB")
+    print(f"-> {result_file}")
     return 0
+
+
+def table(summary: dict, iterations: int) -> str:
+    """Win rate [interval] per iteration, and the paired difference to the control at the last."""
+    def it(run: dict, k: int) -> dict:
+        return run["iterations"].get(k) or run["iterations"][str(k)]
+
+    lines = ["| run | " + " | ".join(f"iter {k}" for k in range(1, iterations + 1)) +
+             f" | vs control at iter {iterations} | parse failures |",
+             "|" + "---|" * (iterations + 3)]
+    for name, run in summary["runs"].items():
+        cells = [f"{it(run, k)['winrate']:.3f} [{it(run, k)['ci95'][0]:.2f}, {it(run, k)['ci95'][1]:.2f}]"
+                 for k in range(1, iterations + 1)]
+        d = it(run, iterations).get("vs_control")
+        diff = (f"{d['mean']:+.3f} [{d['ci95'][0]:+.2f}, {d['ci95'][1]:+.2f}] ({d['wins']}↑ {d['losses']}↓)"
+                if d else "—")
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {diff} | {run['n_revision_parse_failures']} |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ judge calls per item, the paired difference to the control), the lm-eval samples
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import os
 import resource
@@ -29,65 +28,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import reproduce_mini as rm  # noqa: E402
+from reproduce_mini import item_scores, run_summary, samples  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = [("never", "always"), ("unchanged", "always"), ("no_cons", "always"), ("never", "judge"),
             ("no_cons", "judge")]
-
-
-def samples(results_dir: Path) -> list[dict]:
-    path = next(results_dir.rglob("samples_cnr_winrate_*.jsonl"))
-    return [json.loads(line) for line in path.read_text().splitlines()]
-
-
-def item_scores(rows: list[dict], iteration: int) -> dict[str, float]:
-    out = {}
-    for s in rows:
-        data = json.loads(s["filtered_resps"] if isinstance(s["filtered_resps"], str) else s["filtered_resps"][0])
-        for j in data.get("judgments", []):
-            if j["iteration"] == iteration and j["against"] == "original" and j["score"] is not None:
-                out[s["doc"]["id"]] = j["score"]
-    return out
-
-
-def family_rates(rows: list[dict], iteration: int) -> dict[str, float]:
-    scores = item_scores(rows, iteration)
-    by: dict[str, list[float]] = {}
-    for s in rows:
-        fam = json.loads(s["doc"]["meta"]).get("family", "?")
-        if s["doc"]["id"] in scores:
-            by.setdefault(fam, []).append(scores[s["doc"]["id"]])
-    return {f: round(sum(v) / len(v), 3) for f, v in sorted(by.items())}
-
-
-def run_summary(name: str, result: dict, iterations: int, control_rows: list[dict] | None,
-                samples_dir: Path) -> dict:
-    from cnr_plugin.evaluation.stats import paired_difference
-
-    res_dir = Path(result["results_dir"])
-    rows = samples(res_dir)
-    res = json.loads(next(res_dir.rglob("results_*.json")).read_text())["results"]["cnr_winrate"]
-    out = {"iterations": {}}
-    for k in range(1, iterations + 1):
-        entry = dict(result[f"iter{k}"])
-        entry["stopped"] = res.get(f"stopped_iter{k},judged", 0.0)
-        entry["rejected"] = res.get(f"rejected_iter{k},judged", 0.0)
-        entry["families"] = family_rates(rows, k)
-        if control_rows is not None:
-            entry["vs_control"] = paired_difference(item_scores(rows, k), item_scores(control_rows, k))
-        out["iterations"][k] = entry
-    out["reviser_requests_per_item"] = res.get("reviser_requests,judged")
-    out["accept_judge_calls_per_item"] = res.get("accept_judgments,judged")
-    out["winrate_judge_calls_per_item"] = 2 * iterations  # both orders, every iteration vs the original
-    out["n_items"] = res["n_items,judged"]
-    out["n_revision_parse_failures"] = res["n_revision_parse_failures,judged"]
-    # keep the per-item samples beside the summary, compressed
-    dest = samples_dir / f"{name}.jsonl.gz"
-    with gzip.open(dest, "wt") as f:
-        for s in rows:
-            f.write(json.dumps({"doc": s["doc"], "resps": s["filtered_resps"]}) + "\n")
-    out["samples"] = str(dest.relative_to(ROOT)) if dest.is_relative_to(ROOT) else str(dest)
-    return out
 
 
 def plot(summary: dict, path: Path, iterations: int) -> None:

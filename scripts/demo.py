@@ -78,7 +78,7 @@ def main() -> int:
     from cnr_plugin.synthetic import make_splits
 
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    from stop_levers import item_scores, samples
+    from reproduce_mini import item_scores, samples
 
     t0 = time.time()
     rm.RUNS, rm.VERBOSE = ROOT / "runs" / "demo", False

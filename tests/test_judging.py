@@ -13,6 +13,7 @@ from cnr_plugin.evaluation import (
     JudgeRunner,
     TooManyFailures,
     bootstrap_ci,
+    paired_difference,
     make_judge,
     score_orders,
     summarize,
@@ -77,7 +78,18 @@ def test_bootstrap_ci():
     lo, hi = bootstrap_ci([1.0] * 30 + [0.0] * 10)
     assert 0.58 < lo < 0.75 < hi < 0.9
     assert bootstrap_ci([1.0] * 30 + [0.0] * 10) == (lo, hi)  # seeded
-    assert bootstrap_ci([0.5]) == (0.5, 0.5)
+    assert bootstrap_ci([]) != bootstrap_ci([])  # nan: nothing scored
+
+
+def test_intervals_do_not_collapse_when_every_pair_ties():
+    widths = []
+    for n in (6, 30, 100, 1000):
+        lo, hi = bootstrap_ci([0.5] * n)
+        assert lo < 0.5 < hi and abs((0.5 - lo) - (hi - 0.5)) < 0.01  # symmetric about the ties
+        widths.append(hi - lo)
+    assert widths == sorted(widths, reverse=True) and widths[0] > 0.2 and widths[-1] > 0.001
+    d = paired_difference({str(i): 0.5 for i in range(40)}, {str(i): 0.5 for i in range(40)})
+    assert d["mean"] == 0 and d["ci95"][0] < 0 < d["ci95"][1]
 
 
 class CountingJudge:

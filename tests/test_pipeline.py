@@ -70,7 +70,7 @@ def test_task_functions_end_to_end_with_oracle(tmp_path, monkeypatch):
     assert [p["winrate_iter3"] for p in per_doc] == [1.0] * 4
     assert tasks.total([p["n_items"] for p in per_doc]) == 4
     assert tasks.total([p["n_failed"] for p in per_doc]) == 0
-    assert tasks.ci95_lo([p["winrate_iter3_ci95_lo"] for p in per_doc]) == 1.0
+    assert 0.4 < tasks.ci95_lo([p["winrate_iter3_ci95_lo"] for p in per_doc]) < 0.6  # four wins prove little
     # every item wins by getting longer: the length-controlled win rate cannot tell the fix from the
     # length, and says so by moving towards 0.5
     lc = tasks.lc_winrate([p["lc_winrate_iter3"] for p in per_doc])

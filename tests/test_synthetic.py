@@ -90,15 +90,38 @@ def test_mini_reproduction_pipeline_two_iterations(tmp_path, tiny_llama):
                            "--results", str(tmp_path / "results")],
                           capture_output=True, text=True, env=axolotl_env(), timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert not (tmp_path / "results" / "mini_repro.json").exists()  # a partial run keeps the full result
-    result = json.loads((tmp_path / "results" / "mini_repro_partial_8.json").read_text())
+    assert not (tmp_path / "results" / "summary.json").exists()  # a partial run keeps the full result
+    result = json.loads((tmp_path / "results" / "summary_partial_8.json").read_text())
     prov = result["provenance"]
     assert len(prov["commit"]) == 40 and isinstance(prov["dirty"], bool)
     assert prov["arguments"]["sizes"] == [8] and prov["versions"]["axolotl"] and prov["hardware"]["cores"]
+    assert "Bayesian bootstrap" in result["ci_method"]
     for name in ("control", "trained-8"):
-        assert result[name]["n_items"] == 3
-        assert {"iter1", "iter2"} <= set(result[name])
-        assert 0 <= result[name]["iter2"]["winrate"] <= 1
-    assert (tmp_path / "results" / "mini_repro_winrate.png").stat().st_size > 1000
-    assert (tmp_path / "results" / "mini_repro_data_efficiency.png").stat().st_size > 1000
+        run = result["runs"][name]
+        assert run["n_items"] == 3 and set(run["iterations"]) == {"1", "2"}
+        assert 0 <= run["iterations"]["2"]["winrate"] <= 1
+        assert sum(f["n"] for f in run["iterations"]["1"]["families"].values()) == 3
+        assert (tmp_path / "results" / "samples" / f"{name}.jsonl.gz").stat().st_size > 100
+    assert result["runs"]["trained-8"]["iterations"]["2"]["vs_control"]["n"] == 3  # paired on the same items
+    assert (tmp_path / "results" / "winrate.png").stat().st_size > 1000
     assert "peak memory" in proc.stdout
+
+
+@needs_torch
+@pytest.mark.integration
+def test_mini_reproduction_held_out_family(tmp_path, tiny_llama):
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "reproduce_mini.py"), "--sizes", "12",
+                           "--steps", "1", "--items", "3", "--iterations", "1", "--max-gen-toks", "16",
+                           "--base", str(tiny_llama), "--workdir", str(tmp_path / "mini"),
+                           "--results", str(tmp_path / "results"), "--held-out", "json"],
+                          capture_output=True, text=True, env=axolotl_env(), timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    result = json.loads((tmp_path / "results" / "summary.json").read_text())
+    trained = [json.loads(x) for x in (tmp_path / "mini" / "data-held-out-json" / "train.jsonl").read_text().splitlines()]
+    assert trained and all(r["meta"]["family"] != "json" for r in trained)  # trained without the family
+    run = result["runs"]["held-out-json"]
+    assert set(run["iterations"]["1"]["families"]) == {"json"} and run["iterations"]["1"]["vs_control"]["n"] == 3
+    assert "control-json" in result["runs"]
+    bad = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "reproduce_mini.py"), "--held-out", "jsn"],
+                         capture_output=True, text=True, env=axolotl_env(), timeout=120)
+    assert bad.returncode == 2 and "one of arith, caps, fruits, json, sentence, sort" in bad.stderr
