@@ -75,13 +75,17 @@ class PushResult:
     already_there: int
 
 
-def push(path: str | Path, title: str, ls: Any = None) -> PushResult:
-    """Import (prompt, response) pairs as tasks; pairs whose id is in the project already are skipped."""
+def push(path: str | Path, title: str, ls: Any = None, fields: dict[str, str] | None = None) -> PushResult:
+    """Import (prompt, response) pairs as tasks; pairs whose id is in the project already are skipped.
+    A conversation prompt is shown as marked turns and kept whole in the task's ``conversation``."""
+    from .formats.base import conversation, prompt_text
+
     ls = ls or client()
-    pairs = read_responses(path)
+    pairs = read_responses(path, fields=fields)
     project = find_or_create_project(ls, title)
     have = existing_ids(ls, project.id)
-    new = [{"cnr_id": p.id, "prompt": p.prompt, "response": p.response, "meta": json.dumps(p.meta or {})}
+    new = [{"cnr_id": p.id, "prompt": prompt_text(p.prompt), "response": p.response, "meta": json.dumps(p.meta or {}),
+            "conversation": json.dumps(conversation(p.prompt)) if conversation(p.prompt) else ""}
            for p in pairs if p.id not in have]
     if new:
         ls.projects.import_tasks(id=project.id, request=new, commit_to_project=True)
@@ -152,7 +156,8 @@ def pull(title: str, policy: Policy = "latest", ls: Any = None) -> PullResult:
             rid = str(data.get("cnr_id") or task["id"])
             try:
                 out.records.append(CnRRecord(id=rid if policy == "latest" else f"{rid}-a{ann['id']}",
-                                             prompt=data.get("prompt", ""), response=data.get("response", ""),
+                                             prompt=json.loads(data["conversation"]) if data.get("conversation")
+                                             else data.get("prompt", ""), response=data.get("response", ""),
                                              critique=critique, revision=revision, meta=meta))
             except ValueError as exc:
                 out.problems.append(f"{where}: {exc}")

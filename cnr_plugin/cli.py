@@ -36,11 +36,14 @@ def main() -> None:
 @click.option("--tokenizer", help="tokenizer directory: also count records longer than --sequence-len")
 @click.option("--sequence-len", type=int, default=2048, show_default=True)
 @click.option("--format", "fmt_name", default="plain", show_default=True, help="CnR format used for the count")
-def validate(files: tuple[Path, ...], tokenizer: str | None, sequence_len: int, fmt_name: str) -> None:
-    """Check CnR record files; errors name file, line and field."""
-    from .records import read_records
+@click.option("--fields", "fields_spec", default=None,
+              help="field map: a preset (cai) or field=column pairs, e.g. prompt=init_prompt,revision=a.b")
+def validate(files: tuple[Path, ...], tokenizer: str | None, sequence_len: int, fmt_name: str,
+             fields_spec: str | None) -> None:
+    """Check CnR record files (.jsonl, .json, .parquet, .arrow); errors name file, line and field."""
+    from .records import field_map, read_records
 
-    records = read_records(files)
+    records = read_records(files, fields=field_map(fields_spec, option="--fields"))
     click.echo(f"{len(records)} valid CnR records in {len(files)} file(s)")
     from .plugins import get_format
 
@@ -185,9 +188,12 @@ def _api_key(api_key_env: str | None) -> str:
 @click.option("--concurrency", type=int, default=8, show_default=True)
 @click.option("--cache/--no-cache", default=True, show_default=True, help="keep revisions in the sqlite cache")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="revisions jsonl to write")
+@click.option("--fields", "fields_spec", default=None,
+              help="field map: a preset (cai) or field=column pairs, e.g. prompt=init_prompt,revision=a.b")
 def revise(responses: Path, base_url: str, model_name: str, api_key_env: str | None, iterations: int, fmt_name: str,
            fewshot: int, max_tokens: int, max_input_tokens: int | None, tokenizer: str | None, oversized: str,
-           stop_when: str, accept: str, judge_spec: str, concurrency: int, cache: bool, out: Path) -> None:
+           stop_when: str, accept: str, judge_spec: str, concurrency: int, cache: bool, out: Path,
+           fields_spec: str | None) -> None:
     """Run K critique-and-revise iterations of a served model over a responses jsonl (outside lm-eval).
 
     Everything is checked before the first request: the file, the format, input lengths and
@@ -204,10 +210,11 @@ def revise(responses: Path, base_url: str, model_name: str, api_key_env: str | N
 
     run = run_config({"responses": str(responses), "iterations": iterations, "format": fmt_name, "fewshot": fewshot,
                       "max_gen_toks": max_tokens, "max_input_tokens": max_input_tokens, "oversized": oversized,
-                      "stop_when": stop_when, "accept": accept, "judge": judge_spec},
+                      "stop_when": stop_when, "accept": accept, "judge": judge_spec, "fields": fields_spec},
                      source="cnr revise")
     fmt = get_format(run.format)
-    items = [Item(str(p.id), p.prompt, p.response, p.system, p.meta or {}) for p in read_responses(responses)]
+    items = [Item(str(p.id), p.prompt, p.response, p.system, p.meta or {})
+             for p in read_responses(responses, fields=run.field_map())]
     examples = examples_for(run)
     count = None
     if tokenizer:
@@ -381,11 +388,14 @@ def annotate_responses(prompts: Path, base_url: str, model_name: str, api_key_en
 @annotate.command("push")
 @click.argument("responses", type=click.Path(exists=True, path_type=Path))
 @click.option("--project", "title", required=True, help="Label Studio project title (created if missing)")
-def annotate_push(responses: Path, title: str) -> None:
+@click.option("--fields", "fields_spec", default=None,
+              help="field map: a preset (cai) or field=column pairs, e.g. prompt=init_prompt,revision=a.b")
+def annotate_push(responses: Path, title: str, fields_spec: str | None) -> None:
     """Import (prompt, response) pairs as tasks; re-pushing the same ids adds nothing."""
     from .annotate import push
+    from .records import ResponseRecord, field_map
 
-    res = push(responses, title)
+    res = push(responses, title, fields=field_map(fields_spec, option="--fields", model=ResponseRecord))
     click.echo(f"project {res.project_id}: {res.imported} tasks imported, {res.already_there} already there")
 
 

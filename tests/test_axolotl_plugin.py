@@ -64,3 +64,24 @@ def test_strategy_without_the_plugin_is_an_error(smollm2_tokenizer):
 
     with pytest.raises(ValueError, match="needs `plugins: \\[cnr_plugin.axolotl.CnRPlugin\\]`"):
         load(smollm2_tokenizer, DictDefault({"plugins": []}))
+
+
+def test_field_map_is_checked_at_register_and_keys_the_prepared_data(tmp_path):
+    from cnr_plugin.records import CnRDataError
+
+    with pytest.raises(ValueError, match="'revison' is not a field of a CnR record; did you mean 'revision'"):
+        register(cfg(tmp_path, cnr_fields={"revison": "x"}))
+    # a map changes the tokenized data: it changes the prepared-data folder too
+    plain = register(cfg(tmp_path))["dataset_prepared_path"]
+    mapped = register(cfg(tmp_path, cnr_fields={"revision": "revision"}))["dataset_prepared_path"]
+    assert plain != mapped
+    with pytest.raises(CnRDataError, match=r"sample_cnr.jsonl:1: field 'prompt' \(mapped from 'init_prompt'\): is missing"):
+        register(cfg(tmp_path, cnr_fields="cai"))
+    # text prompts and conversations in one file: axolotl's loader would fail later, in a traceback
+    mixed = tmp_path / "mixed.jsonl"
+    mixed.write_text(SAMPLE.read_text().splitlines(True)[0] +
+                     (SAMPLE.parent / "sample_multiturn.jsonl").read_text().splitlines(True)[0])
+    with pytest.raises(CnRDataError) as e:
+        register(cfg(tmp_path, datasets=[{"path": str(mixed), "ds_type": "json", "type": "cnr_plugin.axolotl.strategy"}]))
+    assert str(e.value) == (f"{mixed}: field 'prompt': text at {mixed}:1 but a conversation at {mixed}:2; axolotl "
+                            "loads a column with one type: write single-turn prompts as one user turn")

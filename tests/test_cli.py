@@ -65,6 +65,22 @@ def test_revise_judge_report_real_server(tmp_path, llama_server):
     assert (tmp_path / "judged" / "cnr_winrate.png").is_file()
 
 
+def test_revise_chat_format_multiturn_real_server(tmp_path, llama_server):
+    """`cnr revise --format chat` sends a multi-turn prompt as its conversation to the server's
+    chat endpoint (single-turn chat runs in test_lm_eval); the output keeps the conversation."""
+    from cnr_plugin.resources import eval_tasks_path
+
+    before = llama_server.requests("chat/completions")
+    env = {**__import__("os").environ, "CNR_CACHE_DIR": str(tmp_path / "cache")}
+    proc = cnr("revise", eval_tasks_path("sample_multiturn_responses.jsonl"), "--base-url", llama_server.base_url,
+               "--model", "smollm2", "--iterations", 1, "--format", "chat", "--max-tokens", 64,
+               "--out", tmp_path / "revised.jsonl", env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [json.loads(line) for line in (tmp_path / "revised.jsonl").read_text().splitlines()]
+    assert len(rows) == 10 and all(isinstance(r["prompt"], list) and r["steps"][0]["generation"] for r in rows)
+    assert llama_server.requests("chat/completions") - before == 10
+
+
 # issue 11: bad input fails before work, in one line -------------------------------------------
 
 def one_line_error(proc) -> str:
@@ -157,3 +173,21 @@ def test_validate_warns_about_long_records_without_a_tokenizer(tmp_path):
     proc = cnr("validate", long, "--sequence-len", "2048")
     assert proc.returncode == 0
     assert "1 record(s) are longer than 8192 characters" in proc.stderr and ": long;" in proc.stderr
+
+
+def test_validate_reads_a_cai_parquet_through_fields(tmp_path):
+    from test_fields import cai_rows, write_cai
+
+    from cnr_plugin.records import read_records
+
+    rows = cai_rows(read_records(SAMPLE)[:5])
+    paths = write_cai(tmp_path, rows)
+    for path in paths:
+        proc = cnr("validate", path, "--fields", "cai")
+        assert proc.returncode == 0 and "5 valid CnR records" in proc.stdout, proc.stderr
+    line = one_line_error(cnr("validate", paths[1], "--fields", "caj"))
+    assert line == "Error: --fields: unknown preset 'caj'; did you mean 'cai'? (presets: cai; or map fields as " \
+                   "{prompt: column, ...})"
+    line = one_line_error(cnr("validate", paths[1], "--fields", "prompt=init_prompt,response=init_response,"
+                              "critique=critic_response,revision=nope"))
+    assert line == f"Error: {paths[1]} (row 1): field 'revision' (mapped from 'nope'): is missing"

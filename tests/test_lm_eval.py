@@ -134,3 +134,33 @@ def test_unknown_or_invalid_metadata_fails_before_work(tmp_path, metadata, messa
     assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("cnr_winrate: ") and message in last, last
+
+
+@pytest.mark.parametrize("responses", ["sample_responses.jsonl", "sample_multiturn_responses.jsonl"])
+def test_chat_format_against_the_real_server(tmp_path, llama_server, responses):
+    """`format: chat` end to end: lm-eval's chat-completions model sends the request as messages
+    (a multi-turn prompt as its conversation, the response as the assistant's turn), llama.cpp
+    applies SmolLM2's template, the generation is parsed and judged."""
+    from cnr_plugin.resources import eval_tasks_path
+
+    write_judge_yaml(tmp_path / "judge.yaml", llama_server)
+    before = llama_server.requests("chat/completions")
+    cmd = [LM_EVAL, "--model", "cnr", "--model_args",
+           f"inner=local-chat-completions,base_url={llama_server.base_url}/chat/completions,model=smollm2,"
+           "tokenizer_backend=None", *(["--apply_chat_template"] if "multiturn" not in responses else []),
+           "--tasks", "cnr_winrate", "--metadata",
+           json.dumps({"iterations": 1, "limit": 2, "format": "chat", "judge": str(tmp_path / "judge.yaml"),
+                       "responses": str(eval_tasks_path(responses)), "max_gen_toks": 96}),
+           "--log_samples", "--output_path", str(tmp_path / "out")]
+    proc = subprocess.run(cmd, cwd=tmp_path, env=dict(os.environ, CNR_CACHE_DIR=str(tmp_path / "cache")),
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    res, samples = results(tmp_path)
+    assert res["n_items,judged"] == 2 and "winrate_iter1,judged" in res
+    # 2 reviser requests + up to 2 x 2 judge requests, all through the chat endpoint
+    assert 2 < llama_server.requests("chat/completions") - before <= 6
+    for s in samples:
+        step = json.loads(s["filtered_resps"][0] if isinstance(s["filtered_resps"], list) else s["filtered_resps"])["steps"][0]
+        assert step["generation"].strip()
+        if "multiturn" in responses:
+            assert s["doc"]["conversation"] and json.loads(s["doc"]["conversation"])[-1]["role"] == "user"

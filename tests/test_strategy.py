@@ -8,11 +8,11 @@ pytestmark = needs_torch
 IGNORE = -100
 
 
-@pytest.fixture(scope="module")
-def records():
+@pytest.fixture(scope="module", params=["single-turn", "multi-turn"])
+def records(request):
     from cnr_plugin.records import read_records
 
-    return read_records(SAMPLE)
+    return read_records(SAMPLE if request.param == "single-turn" else SAMPLE.parent / "sample_multiturn.jsonl")
 
 
 def strategy(tokenizer, fmt="plain", **kw):
@@ -78,9 +78,10 @@ def test_overlong_records_are_named_by_file_and_line_or_id(smollm2_tokenizer, re
     assert ", ".join(f"id {i}" for i in too_long) in caplog.text  # no file known: the record's id
     caplog.clear()
     # the plugin read the dataset file: the same records are named by file and line
-    validate_dataset_files({"datasets": [{"path": str(SAMPLE), "type": "cnr_plugin.axolotl.strategy"}]})
+    path = SAMPLE if records[0].id.startswith("s") else SAMPLE.parent / "sample_multiturn.jsonl"
+    validate_dataset_files({"datasets": [{"path": str(path), "type": "cnr_plugin.axolotl.strategy"}]})
     strategy(smollm2_tokenizer, sequence_len=64).tokenize_prompt(as_batch(records[:4]))
-    lines = [f"{SAMPLE}:{n}" for n, r in enumerate(records[:4], start=1) if r.id in too_long]
+    lines = [f"{path}:{n}" for n, r in enumerate(records[:4], start=1) if r.id in too_long]
     assert ", ".join(lines) in caplog.text
 
 

@@ -137,3 +137,55 @@ def test_records_too_long_are_named_by_file_line_and_too_few_stop_in_one_line(tm
     assert f"2 of 3 records are longer than sequence_len=128 tokens and axolotl drops them: {data}:2, {data}:3" in out
     assert "cnr: only 1 of 3 CnR records fit in sequence_len=128 tokens and axolotl needs at least 2" in out
     assert "randrange" not in out and not (tmp_path / "prepared").exists() or not any((tmp_path / "prepared").rglob("*.arrow"))
+
+
+def test_cai_parquet_and_multiturn_jsonl_train_and_evaluate_through_the_mapping(tmp_path, tiny_llama,
+                                                                                smollm2_tokenizer):
+    """Issue 16's done-when: a CAI-shaped parquet (``cnr_fields: cai``) and a multi-turn jsonl
+    (``cnr_format: chat``) each train with `axolotl train` and are evaluated with lm-eval's
+    cnr_winrate after training, the responses read through the same mapping."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from test_fields import cai_rows
+
+    from cnr_plugin.records import read_records
+
+    rows = cai_rows(read_records(ROOT / "data" / "sample_cnr.jsonl"))
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "cai.parquet")
+    judge = tmp_path / "oracle.yaml"
+    judge.write_text("judge: oracle\nchecker: keywords\n")
+    # the responses file is CAI-shaped too (its critique/revision columns are left out by the map)
+    pq.write_table(pa.Table.from_pylist([dict(r, meta={"required": ["the"]}) for r in rows[:2]]),
+                   tmp_path / "cai_eval.parquet")
+    (tmp_path / "cai").mkdir()
+    (tmp_path / "multi").mkdir()
+    cai = tiny_config(tmp_path / "cai", tiny_llama, max_steps=2, cnr_fields="cai", cnr_eval_post_train=True,
+                      cnr_eval_iterations=1, cnr_eval_limit=2, cnr_eval_max_gen_toks=16,
+                      cnr_eval_judge=str(judge), cnr_eval_responses=str(tmp_path / "cai_eval.parquet"))
+    _set_data(cai, tmp_path / "cai.parquet")
+    run_train(cai, env=axolotl_env(CNR_CACHE_DIR=str(tmp_path / "cache")))
+    texts = prepared_texts(tmp_path / "cai" / "prepared", smollm2_tokenizer)
+    assert all("### Critique:\n" in t and rows[0]["critic_prompt"] not in t for t in texts)
+    res = json.loads(next((tmp_path / "cai" / "out" / "cnr_eval").rglob("results_*.json")).read_text())
+    assert res["results"]["cnr_winrate"]["n_items,judged"] == 2
+
+    multi = tiny_config(tmp_path / "multi", tiny_llama, max_steps=2, cnr_format="chat", cnr_eval_post_train=True,
+                        cnr_eval_iterations=1, cnr_eval_limit=2, cnr_eval_max_gen_toks=16, cnr_eval_judge=str(judge),
+                        cnr_eval_responses=str(ROOT / "eval_tasks" / "sample_multiturn_responses.jsonl"))
+    _set_data(multi, ROOT / "data" / "sample_multiturn.jsonl")
+    run_train(multi, env=axolotl_env(CNR_CACHE_DIR=str(tmp_path / "cache")))
+    texts = prepared_texts(tmp_path / "multi" / "prepared", smollm2_tokenizer, n=10)
+    assert any("Tokyo and Kyoto" in t and "<|im_start|>assistant\nTake a domestic flight" in t for t in texts)
+    out = tmp_path / "multi" / "out" / "cnr_eval"
+    res = json.loads(next(out.rglob("results_*.json")).read_text())["results"]["cnr_winrate"]
+    assert res["n_items,judged"] == 2
+    sample = json.loads(next(out.rglob("samples_cnr_winrate_*.jsonl")).read_text().splitlines()[0])
+    assert json.loads(sample["doc"]["conversation"])[0]["content"] == "I'm planning a trip to Japan in April."
+
+
+def _set_data(cfg_path: Path, data: Path) -> None:
+    import yaml
+
+    cfg = yaml.safe_load(cfg_path.read_text())
+    cfg["datasets"][0].update(path=str(data), ds_type="parquet" if data.suffix == ".parquet" else "json")
+    cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))

@@ -6,7 +6,7 @@ of the config and reach the strategy through this model.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -31,6 +31,9 @@ class CnRArgs(BaseModel):
         "critique_and_revision",
         description="target part that carries the loss: critique_and_revision (the paper), revision or critique",
     )
+    cnr_fields: str | dict[str, str] | None = Field(
+        None, description="field map of the CnR datasets: a preset ('cai') or {prompt: column, revision: "
+        "dotted.path, ...}; unmapped fields are read under their own names, other columns are left out")
     cnr_hardware: Hardware | None = Field(None, description="hardware the config is sized for")
     cnr_eval_post_train: bool = Field(False, description="run cnr_winrate on the trained model after training")
     cnr_eval_responses: str | None = Field(None, description="jsonl of (prompt, response) pairs to revise")
@@ -43,6 +46,19 @@ class CnRArgs(BaseModel):
     cnr_eval_accept: Literal["always", "judge"] = Field(
         "always", description="judge: keep a revision only if the judge prefers it to the previous text")
     cnr_eval_output_dir: str | None = Field(None, description="where results go (default: <output_dir>/cnr_eval)")
+
+    @field_validator("cnr_fields")
+    @classmethod
+    def _field_map(cls, v: Any) -> Any:
+        from cnr_plugin.records import field_map
+
+        field_map(v)  # an unknown field or preset fails here, with a suggestion
+        return v
+
+    def field_map(self) -> dict[str, str] | None:
+        from cnr_plugin.records import field_map
+
+        return field_map(self.cnr_fields)
 
     @field_validator("cnr_format")
     @classmethod

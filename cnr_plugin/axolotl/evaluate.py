@@ -40,6 +40,11 @@ def lm_eval_args(cfg: dict[str, Any], device: str | None = None) -> tuple[list[s
                        ("limit", options.cnr_eval_limit)):
         if value is not None:
             metadata[key] = value
+    fields = options.field_map()  # the responses are read through the same map (its prompt/response/... part)
+    if fields and options.cnr_eval_responses:
+        from cnr_plugin.records import ResponseRecord
+
+        metadata["fields"] = {k: v for k, v in fields.items() if k in ResponseRecord.model_fields}
     results = Path(options.cnr_eval_output_dir or output_dir / "cnr_eval")
     args = ["--model", "cnr", "--model_args", model_args, "--tasks", "cnr_winrate", "--device", device,
             "--metadata", json.dumps(metadata), "--log_samples", "--output_path", str(results)]

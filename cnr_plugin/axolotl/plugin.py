@@ -52,7 +52,7 @@ def options_fingerprint(options: CnRArgs) -> str:
         module_file = getattr(importlib.import_module(module_name), "__file__", None)
         code.update(module_name.encode() + (Path(module_file).read_bytes() if module_file else b""))
     payload = {
-        "options": options.model_dump(include={"cnr_format", "cnr_loss_on"}),
+        "options": options.model_dump(include={"cnr_format", "cnr_loss_on", "cnr_fields"}),
         "version": __version__,
         "code": code.hexdigest(),
         "plugins": plugin_versions(),
@@ -61,20 +61,28 @@ def options_fingerprint(options: CnRArgs) -> str:
 
 
 def local_records(cfg: dict[str, Any]) -> list[tuple[str, Any]]:
-    """(``file:line``, record) of every local CnR dataset file, read with the CnR reader so that
-    errors name file and line. Hub datasets are axolotl's to load; the strategy validates their rows."""
-    from cnr_plugin.records import iter_located
+    """(``file:line``, record) of every local CnR dataset file (or folder of them), read with the
+    CnR reader through ``cnr_fields`` so that errors name file, line and the mapped field. Hub
+    datasets are axolotl's to load; the strategy validates their rows."""
+    from cnr_plugin.records import DATA_SUFFIXES, CnRDataError, field_map, iter_located
 
+    fields = field_map(cfg.get("cnr_fields"))
     out: list[tuple[str, Any]] = []
     for ds in cfg.get("datasets") or []:
         if not _is_cnr_dataset(ds):
             continue
         path = Path(str(ds.get("path")))  # relative to the working directory, as axolotl reads it
-        files = [path] if path.is_file() else sorted(p for p in path.iterdir()
-                                                       if p.suffix in (".jsonl", ".json", ".parquet")) \
+        files = [path] if path.is_file() else sorted(p for p in path.iterdir() if p.suffix in DATA_SUFFIXES) \
             if path.is_dir() else []
         for f in files:
-            out += list(iter_located(f))
+            located = list(iter_located(f, fields=fields))
+            # `datasets` gives a column one type: text prompts and conversations cannot share a file
+            text = next((w for w, rec in located if isinstance(rec.prompt, str)), None)
+            turns = next((w for w, rec in located if not isinstance(rec.prompt, str)), None)
+            if text and turns:
+                raise CnRDataError(str(f), None, f"field 'prompt': text at {text} but a conversation at {turns}; "
+                                   "axolotl loads a column with one type: write single-turn prompts as one user turn")
+            out += located
     return out
 
 

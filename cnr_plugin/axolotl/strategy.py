@@ -32,11 +32,11 @@ def record_key(record: Any) -> str:
 
 class CnRStrategy(PromptTokenizingStrategy):
     def __init__(self, fmt: CnRFormat, tokenizer: Any, *, loss_on: str = "critique_and_revision",
-                 train_on_inputs: bool = False, sequence_len: int = 2048):
+                 train_on_inputs: bool = False, sequence_len: int = 2048, fields: dict[str, str] | None = None):
         super().__init__(None, tokenizer, train_on_inputs=train_on_inputs, sequence_len=sequence_len)
         if not getattr(tokenizer, "is_fast", False):
             raise ValueError("cnr_plugin needs a fast tokenizer (character offsets mark where the target starts)")
-        self.fmt, self.loss_on = fmt, loss_on
+        self.fmt, self.loss_on, self.fields = fmt, loss_on, fields
 
     @property
     def supports_batched(self) -> bool:
@@ -57,7 +57,8 @@ class CnRStrategy(PromptTokenizingStrategy):
         for i in range(n):
             row = {k: v[i] for k, v in batch.items() if v[i] is not None}
             try:
-                record = validate_row(row, source="training dataset", line=i + 1, unit="row of batch")
+                record = validate_row(row, source="training dataset", line=i + 1, unit="row of batch",
+                                      fields=self.fields)
             except CnRDataError as exc:
                 raise ValueError(f"{exc} (run `cnr validate <file>` for file and line)") from None
             rendered = self.fmt.render_record(record, tokenizer=self.tokenizer)
@@ -96,9 +97,12 @@ def load(tokenizer: Any, cfg: Any, ds_cfg: Any = None) -> CnRStrategy:
     if PLUGIN not in plugins:
         raise ValueError(f"dataset type cnr_plugin.axolotl.strategy needs `plugins: [{PLUGIN}]` in the config "
                          "(it carries the cnr_* options, which axolotl drops otherwise)")
+    from cnr_plugin.records import field_map
+
     return CnRStrategy(
         get_format(cfg.get("cnr_format") or "plain"),
         tokenizer,
+        fields=field_map(cfg.get("cnr_fields")),
         loss_on=cfg.get("cnr_loss_on") or "critique_and_revision",
         train_on_inputs=bool(cfg.get("train_on_inputs")),
         sequence_len=int(cfg.get("sequence_len") or 2048),

@@ -41,7 +41,7 @@ class Item:
     """A (prompt, original response) pair to be revised; texts are byte-exact."""
 
     id: str
-    prompt: str
+    prompt: str | list[dict[str, str]]  # text, or the conversation before the response
     response: str
     system: str | None = None
     meta: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)

@@ -86,7 +86,7 @@ class Comparison:
     item_id: str
     iteration: int
     against: str  # "original" | "previous"
-    prompt: str
+    prompt: str | list[dict[str, str]]
     revision: str
     baseline: str
     meta: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)

@@ -10,7 +10,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from cnr_plugin.errors import CnRError, closest
 from cnr_plugin.resources import data_path, eval_tasks_path
@@ -55,6 +55,22 @@ class RunConfig(BaseModel):
     accept: Literal["always", "judge"] = Field(
         "always", description="judge: revision i replaces revision i-1 only if the judge prefers it in both "
         "position orders (two judge calls per revision)")
+    fields: str | dict[str, str] | None = Field(
+        None, description="field map of the responses file: a preset ('cai') or {prompt: column, response: "
+        "dotted.path, ...}")
+
+    @field_validator("fields")
+    @classmethod
+    def _field_map(cls, v: Any) -> Any:
+        from cnr_plugin.records import ResponseRecord, field_map
+
+        field_map(v, option="", model=ResponseRecord)  # an unknown field or preset fails here
+        return v
+
+    def field_map(self) -> dict[str, str] | None:
+        from cnr_plugin.records import ResponseRecord, field_map
+
+        return field_map(self.fields, option="fields", model=ResponseRecord)
 
     @classmethod
     def from_doc(cls, doc: Mapping[str, Any]) -> RunConfig:
@@ -72,7 +88,7 @@ def run_config(options: Mapping[str, Any], *, source: str = "--metadata", ignore
         return RunConfig.model_validate({k: v for k, v in options.items() if k in known})
     except ValidationError as exc:
         err = exc.errors()[0]
-        raise RunOptionError(f"{source} '{'.'.join(map(str, err['loc']))}': {err['msg']}") from None
+        raise RunOptionError(f"{source} '{'.'.join(map(str, err['loc']))}': {err['msg'].removeprefix('Value error, ')}") from None
 
 
 def examples_for(run: RunConfig) -> list[Any]:

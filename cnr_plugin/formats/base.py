@@ -8,6 +8,10 @@ Section markers are whole lines (``### Critique:``). Text written by people or m
 contain the same lines; such lines are escaped with one extra leading backslash when rendered
 and unescaped when parsed (mbox-style ``>From`` quoting), so user text is never mistaken for a
 marker and render -> parse gives back exactly what was rendered.
+
+A prompt is a string, or a conversation that came before the response: a list of
+``{"role": "system" | "user" | "assistant", "content": ...}`` turns ending with a user turn. A
+conversation of one user turn is the same prompt as that turn's text, and renders identically.
 """
 
 from __future__ import annotations
@@ -19,10 +23,36 @@ from typing import Any, ClassVar, Protocol
 
 SECTIONS = ("Prompt", "Response", "Critique", "Revision")
 MARKERS = {name: f"### {name}:" for name in SECTIONS}
+ROLES = ("system", "user", "assistant")
+#: the turn markers of a conversation prompt in the ``plain`` rendering (inside ``### Prompt:``)
+TURN_MARKERS = {role: f"#### {role.capitalize()}:" for role in ROLES}
 
-_ESCAPE_RE = re.compile(r"^(\\*)(### (?:Prompt|Response|Critique|Revision):)", re.MULTILINE)
-_UNESCAPE_RE = re.compile(r"^\\(\\*### (?:Prompt|Response|Critique|Revision):)", re.MULTILINE)
+_MARKER = r"(?:### (?:Prompt|Response|Critique|Revision)|#### (?:System|User|Assistant)):"
+_ESCAPE_RE = re.compile(rf"^(\\*)({_MARKER})", re.MULTILINE)
+_UNESCAPE_RE = re.compile(rf"^\\(\\*{_MARKER})", re.MULTILINE)
 _MARKER_LINE_RE = re.compile(r"^### (Prompt|Response|Critique|Revision):[ \t]*\r?$", re.MULTILINE)
+
+#: a prompt: text, or the conversation (role/content turns, the last a user turn) before the response
+Prompt = str | list[dict[str, str]]
+
+
+def conversation(prompt: Prompt) -> list[dict[str, str]] | None:
+    """The turns of a multi-turn prompt; None for a single-turn one (a string, or one user turn)."""
+    if isinstance(prompt, str):
+        return None
+    turns = [{"role": t["role"], "content": t["content"]} for t in prompt]
+    if len(turns) == 1 and turns[0]["role"] == "user":
+        return None
+    return turns
+
+
+def prompt_text(prompt: Prompt) -> str:
+    """The prompt as text: a string as it is; a conversation as marked turns (``#### User:``
+    lines, user text escaped) -- what the ``plain`` format renders, judges read and pages show."""
+    turns = conversation(prompt)
+    if turns is None:
+        return prompt if isinstance(prompt, str) else prompt[0]["content"]
+    return "\n\n".join(f"{TURN_MARKERS[t['role']]}\n{escape(t['content'])}" for t in turns)
 
 
 def escape(text: str) -> str:
@@ -66,9 +96,25 @@ class Parsed:
         return self.problem is None
 
 
-def render_sections(prompt: str, response: str) -> str:
-    """The input sections shared by every built-in format."""
-    return f"{MARKERS['Prompt']}\n{escape(prompt)}\n\n{MARKERS['Response']}\n{escape(response)}\n\n"
+_TURN_LINE_RE = re.compile(r"^#### (System|User|Assistant):\r?$", re.MULTILINE)
+
+
+def turns_from_text(text: str) -> list[dict[str, str]]:
+    """Read back a conversation that :func:`prompt_text` rendered (the inverse, byte-exact)."""
+    marks = list(_TURN_LINE_RE.finditer(text))
+    if not marks or marks[0].start() != 0:
+        raise ValueError("a rendered conversation starts with a '#### User:' (or System/Assistant) line")
+    out = []
+    for m, nxt in zip(marks, marks[1:] + [None]):
+        body = text[m.end() + 1: nxt.start() - 2 if nxt else len(text)]
+        out.append({"role": m.group(1).lower(), "content": unescape(body)})
+    return out
+
+
+def render_sections(prompt: Prompt, response: str) -> str:
+    """The input sections shared by every built-in format (a conversation as marked turns)."""
+    text = prompt_text(prompt) if conversation(prompt) else escape(prompt_text(prompt))
+    return f"{MARKERS['Prompt']}\n{text}\n\n{MARKERS['Response']}\n{escape(response)}\n\n"
 
 
 def render_answer(critique: str, revision: str) -> tuple[str, tuple[int, int], tuple[int, int]]:
@@ -157,10 +203,10 @@ class CnRFormat:
     #: the format renders through a chat template (the model's own, or the host's)
     uses_chat_template: ClassVar[bool] = False
 
-    def render_input(self, prompt: str, response: str, *, system: str | None = None, tokenizer: Any = None) -> str:
+    def render_input(self, prompt: Prompt, response: str, *, system: str | None = None, tokenizer: Any = None) -> str:
         raise NotImplementedError
 
-    def render(self, prompt: str, response: str, critique: str, revision: str, *,
+    def render(self, prompt: Prompt, response: str, critique: str, revision: str, *,
                system: str | None = None, tokenizer: Any = None) -> Rendered:
         raise NotImplementedError
 
@@ -169,7 +215,7 @@ class CnRFormat:
         return self.render(record.prompt, record.response, record.critique_text, record.revision,
                            system=record.system, tokenizer=tokenizer)
 
-    def prompt(self, prompt: str, response: str, *, system: str | None = None,
+    def prompt(self, prompt: Prompt, response: str, *, system: str | None = None,
                examples: Sequence[Any] = ()) -> Prompted:
         """The reviser's request at evaluation time, with optional solved examples (records)
         before it, for models that were not trained on the format."""

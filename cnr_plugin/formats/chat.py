@@ -1,8 +1,10 @@
 """``chat``: the model's own chat template (ChatML, Llama, Falcon-Instruct, ...).
 
 The user turn carries the prompt and the response in marker sections; the assistant turn is
-``### Critique:`` + critique + ``### Revision:`` + revision. Rendering to text goes through
-whatever applies the template: the tokenizer when training, the lm-eval model when evaluating.
+``### Critique:`` + critique + ``### Revision:`` + revision. A multi-turn prompt is templated as
+the conversation it is: its turns, the response as the assistant's turn, then a user turn asking
+for the critique and revision. Rendering to text goes through whatever applies the template: the
+tokenizer when training, the lm-eval model when evaluating.
 """
 
 from __future__ import annotations
@@ -10,11 +12,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from .base import MARKERS, CnRFormat, Prompted, Rendered, render_answer, render_sections
+from .base import MARKERS, CnRFormat, Prompt, Prompted, Rendered, conversation, render_answer, render_sections
 
 INSTRUCTION = (
     "Critique the response to the prompt above: say what is good about it and what is wrong "
     "or missing. Then write a revised response that fixes the problems."
+)
+INSTRUCTION_TURNS = (
+    "Critique your last response in this conversation: say what is good about it and what is wrong or "
+    "missing. Then write a revised response that fixes the problems. Start with '### Critique:' and "
+    "give the revised response after a '### Revision:' line."
 )
 
 
@@ -24,19 +31,28 @@ class ChatTemplateFormat(CnRFormat):
     append_eos = False  # the template closes the assistant turn itself
     uses_chat_template = True
 
-    def messages(self, prompt: str, response: str, *, system: str | None = None) -> list[dict[str, str]]:
-        msgs = [{"role": "system", "content": system}] if system else []
-        msgs.append({"role": "user", "content": f"{render_sections(prompt, response)}{INSTRUCTION}"})
-        return msgs
+    @staticmethod
+    def turns(prompt: Prompt, response: str) -> list[dict[str, str]]:
+        """The request without a system message: one user turn with the marker sections, or the
+        conversation, the response as the assistant's turn, and the request to critique it."""
+        convo = conversation(prompt)
+        if convo is None:
+            return [{"role": "user", "content": f"{render_sections(prompt, response)}{INSTRUCTION}"}]
+        return [*convo, {"role": "assistant", "content": response}, {"role": "user", "content": INSTRUCTION_TURNS}]
 
-    def prompt(self, prompt: str, response: str, *, system: str | None = None,
+    def messages(self, prompt: Prompt, response: str, *, system: str | None = None) -> list[dict[str, str]]:
+        return ([{"role": "system", "content": system}] if system else []) + self.turns(prompt, response)
+
+    def prompt(self, prompt: Prompt, response: str, *, system: str | None = None,
                examples: Sequence[Any] = ()) -> Prompted:
-        msgs = [{"role": "system", "content": system}] if system else []
-        for ex in examples:
+        turns = self.turns(prompt, response)
+        # one system turn, first: the item's own (given or from its conversation); examples' are left out
+        msgs = [{"role": "system", "content": system}] if system else [t for t in turns if t["role"] == "system"]
+        for ex in examples:  # solved examples as earlier exchanges
             content, _, _ = self.assistant_content(ex.critique_text, ex.revision)
-            msgs += [m for m in self.messages(ex.prompt, ex.response) if m["role"] == "user"]
+            msgs += [m for m in self.turns(ex.prompt, ex.response) if m["role"] != "system"]
             msgs.append({"role": "assistant", "content": content})
-        msgs += [m for m in self.messages(prompt, response) if m["role"] == "user"]
+        msgs += [t for t in turns if t["role"] != "system"]
         return Prompted(messages=msgs)
 
     @staticmethod
@@ -55,12 +71,12 @@ class ChatTemplateFormat(CnRFormat):
             )
         return tokenizer
 
-    def render_input(self, prompt: str, response: str, *, system: str | None = None, tokenizer: Any = None) -> str:
+    def render_input(self, prompt: Prompt, response: str, *, system: str | None = None, tokenizer: Any = None) -> str:
         tok = self._templater(tokenizer)
         return tok.apply_chat_template(self.messages(prompt, response, system=system),
                                        tokenize=False, add_generation_prompt=True)
 
-    def render(self, prompt: str, response: str, critique: str, revision: str, *,
+    def render(self, prompt: Prompt, response: str, critique: str, revision: str, *,
                system: str | None = None, tokenizer: Any = None) -> Rendered:
         tok = self._templater(tokenizer)
         msgs = self.messages(prompt, response, system=system)

@@ -15,7 +15,7 @@ Status = Literal["ok", "unparsed", "failed"]
 class JudgePair:
     """One comparison in one position order: is ``a`` or ``b`` the better response to ``prompt``?"""
 
-    prompt: str
+    prompt: str | list[dict[str, str]]  # text, or the conversation before the responses
     a: str
     b: str
     meta: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
@@ -86,7 +86,9 @@ _PLACEHOLDER = re.compile(r"\{(prompt|response_a|response_b)\}")
 def render_judge_prompt(template: str, pair: JudgePair) -> str:
     """Fill ``{prompt}``, ``{response_a}``, ``{response_b}`` in one pass, so braces or
     placeholder names inside the texts are left as they are."""
-    values = {"prompt": pair.prompt, "response_a": pair.a, "response_b": pair.b}
+    from cnr_plugin.formats.base import prompt_text
+
+    values = {"prompt": prompt_text(pair.prompt), "response_a": pair.a, "response_b": pair.b}
     return _PLACEHOLDER.sub(lambda m: values[m.group(1)], template)
 
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from cnr_plugin.evaluation.judging import JudgeBase
+from cnr_plugin.formats.base import prompt_text
 
 from .base import JudgePair, Verdict
 from .config import JudgeConfig, JudgeConfigError
@@ -65,12 +66,13 @@ class OracleJudge(JudgeBase):
     def check_item(self, item: Any) -> None:
         """The checker must be able to score the item's original response."""
         try:
-            float(self.checker(item.prompt, item.response, item.meta))
+            float(self.checker(prompt_text(item.prompt), item.response, item.meta))
         except Exception as exc:
             raise JudgeConfigError(f"oracle checker {self.config.checker!r} cannot score the original response: "
                                    f"{type(exc).__name__}: {exc}") from None
 
     def judge_one(self, pair: JudgePair) -> Verdict:
-        a = self.checker(pair.prompt, pair.a, pair.meta)
-        b = self.checker(pair.prompt, pair.b, pair.meta)
+        prompt = prompt_text(pair.prompt)  # a checker reads text (a conversation as marked turns)
+        a = self.checker(prompt, pair.a, pair.meta)
+        b = self.checker(prompt, pair.b, pair.meta)
         return Verdict("A" if a > b else "B" if b > a else "tie", "ok", f"A={a} B={b}")

@@ -7,22 +7,32 @@ from pathlib import Path
 from typing import Any
 
 from cnr_plugin.evaluation import Item, RunConfig
+from cnr_plugin.formats.base import conversation, prompt_text
 from cnr_plugin.records import read_responses
 
 
 def read_items(run: RunConfig) -> list[Item]:
-    pairs = read_responses(Path(run.responses))
+    pairs = read_responses(Path(run.responses), fields=run.field_map())
     if run.limit:
         pairs = pairs[: run.limit]
     return [Item(str(p.id), p.prompt, p.response, p.system, p.meta or {}) for p in pairs]
 
 
 def make_docs(run: RunConfig, items: list[Item]) -> list[dict[str, Any]]:
+    """One document per item. Columns keep one type (``datasets`` needs that): ``prompt`` is text
+    (a conversation as marked turns, for logs and pages) and ``conversation`` holds the turns as
+    JSON ("" for a single-turn prompt)."""
     run_json = run.model_dump_json()
-    return [{"id": it.id, "prompt": it.prompt, "response": it.response, "system": it.system or "",
+    return [{"id": it.id, "prompt": prompt_text(it.prompt), "response": it.response, "system": it.system or "",
+             "conversation": json.dumps(conversation(it.prompt)) if conversation(it.prompt) else "",
              "meta": json.dumps(it.meta), "cnr_run": run_json} for it in items]
 
 
+def doc_prompt(doc: dict[str, Any]) -> Any:
+    """The item's prompt as it was read: text, or the conversation."""
+    return json.loads(doc["conversation"]) if doc.get("conversation") else doc["prompt"]
+
+
 def doc_items(docs: list[dict[str, Any]]) -> list[Item]:
-    return [Item(d["id"], d["prompt"], d["response"], d.get("system") or None, json.loads(d.get("meta") or "{}"))
+    return [Item(d["id"], doc_prompt(d), d["response"], d.get("system") or None, json.loads(d.get("meta") or "{}"))
             for d in docs]

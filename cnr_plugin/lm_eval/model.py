@@ -119,6 +119,24 @@ class CnRLM(LM):
         inner_lm = get_model(inner).create_from_arg_obj(rest, additional_config)
         return cls(inner_lm, inner, rest, _truthy(own.get("cache_revisions", True)), own.get("cache"))
 
+    # --apply_chat_template: lm-eval asks the model for these; the inner model answers (the
+    # reviser's requests are built by the format core and templated by the inner model anyway)
+    @property
+    def tokenizer_name(self) -> str:
+        try:
+            return str(getattr(self.inner, "tokenizer_name", "") or "")
+        except NotImplementedError:
+            return ""
+
+    def chat_template(self, chat_template: bool | str = False) -> str | None:
+        try:
+            return self.inner.chat_template(chat_template)
+        except (NotImplementedError, AttributeError):
+            return None
+
+    def apply_chat_template(self, chat_history: list[dict[str, str]], add_generation_prompt: bool = True) -> Any:
+        return self.inner.apply_chat_template(chat_history, add_generation_prompt=add_generation_prompt)
+
     def generate_until(self, requests: list[Instance], disable_tqdm: bool = False) -> list[str]:
         if not requests:
             return []

@@ -61,8 +61,10 @@ def load_docs(**kwargs: Any):
 def doc_to_text(doc: dict[str, Any]) -> str:
     """The request context. ``--model cnr`` renders its own inputs through the format core;
     this is what a log shows: the first iteration's input."""
+    from .docs import doc_prompt
+
     run = RunConfig.from_doc(doc)
-    return get_format(run.format).prompt(doc["prompt"], doc["response"]).text or doc["prompt"]
+    return get_format(run.format).prompt(doc_prompt(doc), doc["response"]).text or doc["prompt"]
 
 
 def judge(resps: list[list[str]], docs: list[dict[str, Any]]) -> list[str]:
