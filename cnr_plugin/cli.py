@@ -419,6 +419,60 @@ def annotate_pull(title: str, out: Path, policy: str, strict: bool) -> None:
         sys.exit(1)
 
 
+def _fig(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.2f}"
+
+
+@annotate.group("compare")
+def annotate_compare() -> None:
+    """People judge revisions: pairwise comparisons in Label Studio (needs the [annotate] extra)."""
+
+
+@annotate_compare.command("push")
+@click.argument("source", type=click.Path(exists=True, path_type=Path))
+@click.option("--project", "title", required=True, help="Label Studio project title (created if missing)")
+@click.option("--sides", "sides_file", type=click.Path(path_type=Path), required=True,
+              help="JSON file recording which side shows the revision (kept here, never shown to annotators)")
+@click.option("--iteration", "iterations", type=click.IntRange(1, MAX_ITERATIONS), multiple=True,
+              help="only these iterations (repeat the option); default: all")
+@click.option("--seed", type=int, default=0, show_default=True, help="seed of the side coin")
+def annotate_compare_push(source: Path, title: str, sides_file: Path, iterations: tuple[int, ...], seed: int) -> None:
+    """Import original-vs-revision pairs from an lm-eval output folder (with --log_samples) or
+    `cnr revise` output; sides are randomised and recorded in --sides."""
+    from .compare import push
+
+    project, imported, skipped = push(source, title, sides_file, iterations=list(iterations) or None, seed=seed)
+    click.echo(f"project {project}: {imported} pairs imported, {skipped} already there; sides -> {sides_file}")
+
+
+@annotate_compare.command("pull")
+@click.option("--project", "title", required=True)
+@click.option("--sides", "sides_file", type=click.Path(path_type=Path), required=True)
+@click.option("--out", type=click.Path(path_type=Path), required=True,
+              help="folder for human_results.json (e.g. the lm-eval output folder, so `cnr report` shows both)")
+def annotate_compare_pull(title: str, sides_file: Path, out: Path) -> None:
+    """Human win rate per iteration, agreement with the LLM judge and between annotators."""
+    from .compare import pull
+
+    result, problems = pull(title, sides_file, out)
+    for line in problems:
+        click.echo(f"warning: {line}", err=True)
+    for row in result["rows"]:
+        agr = row["human_vs_judge"]
+        judge = row["judge_winrate_same_pairs"]
+        click.echo(f"iteration {row['iteration']}: human win rate {row['winrate']:.3f} "
+                   f"[{row['ci95'][0]:.3f}, {row['ci95'][1]:.3f}] over {row['n_pairs']} pairs "
+                   f"({row['n_annotations']} choices)" +
+                   (f"; judge {judge:.3f} on the same pairs, agreement {_fig(agr['percent'])} "
+                    f"(without ties {_fig(agr['percent_without_ties'])}), Cohen's kappa {_fig(agr['cohen_kappa'])}"
+                    if judge is not None else "; no judge verdicts in the source"))
+    ia = result["inter_annotator"]
+    if ia["annotator_pairs"]:
+        click.echo(f"between annotators: agreement {_fig(ia['percent'])}, Light's kappa {_fig(ia['light_kappa'])} "
+                   f"({ia['n_shared_judgments']} shared judgments)")
+    click.echo(f"-> {Path(out) / 'human_results.json'}")
+
+
 @main.command("paths")
 def paths_cmd() -> None:
     """Where the shipped configs, evaluation tasks and sample data are."""

@@ -54,7 +54,7 @@ def _from_cnr(path: Path, data: dict[str, Any]) -> Run:
             run.points[row["iteration"]] = (row["winrate"], *row["ci95"])
             if "lc_winrate" in row:
                 run.lc[row["iteration"]] = (row["lc_winrate"], *row["lc_ci95"])
-    run.extra = {k: data[k] for k in ("n_comparisons", "n_excluded") if k in data}
+    run.extra = {k: data[k] for k in ("n_comparisons", "n_excluded", "kind") if k in data}
     return run
 
 
@@ -63,7 +63,8 @@ def load_runs(paths: list[str | Path]) -> list[Run]:
     files: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            files += sorted(p.rglob("results_*.json")) + sorted(p.rglob("cnr_results.json"))
+            files += (sorted(p.rglob("results_*.json")) + sorted(p.rglob("cnr_results.json")) +
+                      sorted(p.rglob("human_results.json")))
         elif p.is_file():
             files.append(p)
         else:
@@ -107,7 +108,9 @@ def plot(runs: list[Run], out: Any, title: str = "CnR: win rate of revision vs o
         wr = [run.points[i][0] for i in its]
         err = [[max(0.0, run.points[i][0] - run.points[i][1]) for i in its],
                [max(0.0, run.points[i][2] - run.points[i][0]) for i in its]]
-        ax.errorbar(its, wr, yerr=err, marker="o", capsize=4, label=_short(run.name))
+        human = run.extra.get("kind") == "human"  # people's choices (cnr annotate compare): dashed
+        ax.errorbar(its, wr, yerr=err, marker="s" if human else "o", capsize=4, label=_short(run.name),
+                    linestyle="--" if human else "-")
     ax.axhline(0.5, color="grey", linestyle="--", linewidth=1, label="no change (50 %)")
     ax.set(xlabel="iteration", ylabel="win rate vs original", ylim=(0, 1), title=title)
     ax.set_xticks(sorted({i for r in runs for i in r.points}))

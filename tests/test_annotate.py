@@ -194,3 +194,89 @@ def test_browser_annotation_pulls_and_trains(tmp_path, label_studio):
                            env=env, capture_output=True, text=True, timeout=600)
     assert train.returncode == 0, train.stderr[-3000:]
     assert (tmp_path / "out" / "adapter_model.safetensors").exists()
+
+
+def test_compare_round_trip_in_the_browser(tmp_path, label_studio):
+    """`cnr annotate compare push`, a person choosing in Chromium, `pull`: the choice is mapped back
+    through the recorded sides, and the agreement with the judge is what the choices say."""
+    if not Path(CHROMIUM).exists():
+        missing("needs Debian's chromium (apt-get install chromium)")
+    import json
+
+    from playwright.sync_api import sync_playwright
+
+    # `cnr revise`-shaped revisions plus the judge's verdicts: an lm-eval samples file
+    out = tmp_path / "eval" / "model"
+    out.mkdir(parents=True)
+    items = [("r01", "What is the chemical symbol for gold?", "The chemical symbol for gold is Ag.",
+              "The chemical symbol for gold is Au.", 1.0),
+             ("r02", "Name the largest ocean on Earth.", "The Atlantic Ocean is the largest ocean.",
+              "The Pacific Ocean is the largest ocean.", 1.0)]
+    with (out / "samples_cnr_winrate_2026.jsonl").open("w") as f:
+        for item_id, prompt, original, revision, score in items:
+            resp = {"steps": [{"iteration": 1, "result": revision}],
+                    "judgments": [{"iteration": 1, "against": "original", "score": score}]}
+            f.write(json.dumps({"doc": {"id": item_id, "prompt": prompt, "response": original, "conversation": ""},
+                                "filtered_resps": [json.dumps(resp)]}) + "\n")
+    sides = tmp_path / "sides.json"
+    proc = cnr(label_studio, "annotate", "compare", "push", tmp_path / "eval", "--project", "compare", "--sides", sides)
+    assert proc.returncode == 0 and "2 pairs imported" in proc.stdout, proc.stderr
+    again = cnr(label_studio, "annotate", "compare", "push", tmp_path / "eval", "--project", "compare", "--sides", sides)
+    assert "0 pairs imported, 2 already there" in again.stdout  # idempotent
+    recorded = json.loads(sides.read_text())["pairs"]
+    from label_studio_sdk import LabelStudio
+
+    ls = LabelStudio(base_url=label_studio["url"], api_key=label_studio["token"])
+    project = next(p for p in ls.projects.list() if p.title == "compare")
+    tasks = {t.data["cnr_pair"]: t for t in ls.tasks.list(project=project.id, fields="all")}
+    for key, t in tasks.items():  # the page never says which side is the revision
+        assert set(t.data) == {"cnr_pair", "prompt", "response_a", "response_b"}
+        rev = next(i[3] for i in items if f"{i[0]}@1" == key)
+        assert t.data["response_" + recorded[key]["revision_side"].lower()] == rev
+    # the person prefers the revision of r01 (whichever side it is on) and calls r02 a tie
+    first = tasks["r01@1"]
+    pick = recorded["r01@1"]["revision_side"]
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(label_studio["url"] + "/user/login/")
+        page.fill("input[name=email]", EMAIL)
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_load_state("networkidle")
+        for task_obj, choice, reason in ((first, pick, "names the right symbol"), (tasks["r02@1"], "Tie", "")):
+            page.goto(f"{label_studio['url']}/projects/{project.id}/data?task={task_obj.id}")
+            option = page.locator(f".lsf-choice__checkbox input[name='{choice}']")
+            option.wait_for(state="attached", timeout=60_000)
+            option.check()
+            if reason:
+                box = page.locator("textarea[name=reason]")
+                box.click()
+                box.press_sequentially(reason)
+                box.press("Shift+Enter")
+                box.wait_for(state="detached", timeout=10_000)
+                page.screenshot(path=str(tmp_path / "compare_page.png"))
+            page.get_by_role("button", name="Submit").click()
+            deadline = time.monotonic() + 60
+            while not list(ls.annotations.list(id=task_obj.id)):
+                assert time.monotonic() < deadline, "the submitted choice never reached Label Studio"
+                time.sleep(0.2)
+        browser.close()
+    shot = os.environ.get("CNR_COMPARE_SCREENSHOT")
+    if shot:
+        shutil.copy(tmp_path / "compare_page.png", shot)
+    pulled = cnr(label_studio, "annotate", "compare", "pull", "--project", "compare", "--sides", sides,
+                 "--out", tmp_path / "eval")
+    assert pulled.returncode == 0, pulled.stderr
+    result = json.loads((tmp_path / "eval" / "human_results.json").read_text())
+    (row,) = result["rows"]
+    # r01: win, r02: tie -> 0.75; the judge said win, win: agreement 1 of 2, without ties 1 of 1
+    assert (row["n_pairs"], row["winrate"], row["judge_winrate_same_pairs"]) == (2, 0.75, 1.0)
+    agr = row["human_vs_judge"]
+    assert (agr["percent"], agr["percent_without_ties"], agr["n_without_ties"]) == (0.5, 1.0, 1)
+    judgments = [json.loads(line) for line in (tmp_path / "eval" / "human_judgments.jsonl").read_text().splitlines()]
+    assert {(j["pair"], j["label"], j["reason"]) for j in judgments} == {("r01@1", "win", "names the right symbol"),
+                                                                        ("r02@1", "tie", "")}
+    assert "human win rate 0.750" in pulled.stdout

@@ -1,0 +1,269 @@
+"""People judge too: pairwise comparisons in Label Studio (``cnr annotate compare push|pull``).
+
+``push`` turns the revisions of an evaluation (an lm-eval ``cnr_winrate`` output folder with its
+samples, or ``cnr revise`` output) into Label Studio tasks that show a prompt and two responses,
+the original and revision *i*, on randomised sides that are recorded in a local sides file and
+never shown: the page says "Response A" and "Response B". The annotator picks A, B or tie and may
+say why. ``pull`` maps each choice back through the sides file and writes, per iteration, the
+human win rate of the revision with its interval, the agreement between people and the LLM judge
+on the same pairs (percent agreement with and without ties, and Cohen's kappa, as MT-Bench reports
+human-judge agreement), and, where several people judged a pair, the agreement between them
+(percent agreement and Light's kappa, the mean of the pairwise Cohen's kappas). ``cnr report``
+draws the human curve beside the judge's.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from dataclasses import dataclass
+from itertools import combinations
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .annotate import AnnotateError, client
+from .errors import CnRError
+from .evaluation.stats import bootstrap_ci
+from .formats.base import prompt_text
+
+COMPARE_CONFIG = """<View>
+  <Header value="Prompt"/>
+  <Text name="prompt" value="$prompt"/>
+  <Header value="Response A"/>
+  <Text name="response_a" value="$response_a"/>
+  <Header value="Response B"/>
+  <Text name="response_b" value="$response_b"/>
+  <Header value="Which response answers the prompt better?"/>
+  <Choices name="preference" toName="prompt" choice="single" required="true" showInline="true">
+    <Choice value="A"/>
+    <Choice value="B"/>
+    <Choice value="Tie"/>
+  </Choices>
+  <Header value="Why? (optional)"/>
+  <TextArea name="reason" toName="prompt" rows="2" maxSubmissions="1"/>
+</View>"""
+
+#: a revision's outcome against the original, as a score (1 win, 0.5 tie, 0 loss) and a label
+LABELS = ("loss", "tie", "win")
+
+
+class CompareError(CnRError):
+    """A comparison source or sides file that cannot be used."""
+
+
+@dataclass(frozen=True)
+class ComparePair:
+    """The original response and revision ``iteration`` of one item, with the LLM judge's score
+    of the revision against the original (None where the source has no verdicts)."""
+
+    key: str
+    item_id: str
+    iteration: int
+    prompt: str
+    original: str
+    revision: str
+    judge_score: float | None = None
+
+
+def label(score: float) -> str:
+    return "win" if score > 0.5 else "loss" if score < 0.5 else "tie"
+
+
+def read_pairs(path: str | Path, iterations: list[int] | None = None) -> list[ComparePair]:
+    """Pairs from an lm-eval output folder (its ``samples_cnr_winrate_*.jsonl``, judge verdicts
+    included) or a ``cnr revise`` output jsonl. A revision identical to the original is left out
+    (there is nothing to compare)."""
+    path = Path(path)
+    rows: list[tuple[str, Any, str, list[dict], list[dict]]] = []
+    if path.is_dir():
+        files = sorted(path.rglob("samples_cnr_winrate_*.jsonl"))
+        if not files:
+            raise CompareError(f"{path}: no samples_cnr_winrate_*.jsonl (run lm_eval with --log_samples)")
+        for line in files[-1].read_text().splitlines():
+            s = json.loads(line)
+            resp = s["filtered_resps"][0] if isinstance(s["filtered_resps"], list) else s["filtered_resps"]
+            data = json.loads(resp)
+            doc = s["doc"]
+            prompt = json.loads(doc["conversation"]) if doc.get("conversation") else doc["prompt"]
+            rows.append((str(doc["id"]), prompt, doc["response"], data.get("steps", []), data.get("judgments", [])))
+    else:
+        from .records import RevisedRecord, iter_records
+
+        for rec in iter_records(path, model=RevisedRecord):
+            rows.append((rec.id, rec.prompt, rec.response, [s.model_dump() for s in rec.steps], []))
+    pairs = []
+    for item_id, prompt, original, steps, judgments in rows:
+        scores = {j["iteration"]: j["score"] for j in judgments if j.get("against") == "original"}
+        for step in steps:
+            k = int(step["iteration"])
+            if (iterations and k not in iterations) or step["result"] == original:
+                continue
+            pairs.append(ComparePair(f"{item_id}@{k}", item_id, k, prompt_text(prompt), original, step["result"],
+                                     scores.get(k)))
+    if not pairs:
+        raise CompareError(f"{path}: no revision differs from its original response; nothing to compare")
+    return pairs
+
+
+def revision_side(key: str, seed: int) -> str:
+    """Where the revision is shown, A or B: a coin seeded by the pair, so a re-push agrees."""
+    return "A" if random.Random(f"{seed}:{key}").random() < 0.5 else "B"
+
+
+def _project(ls: Any, title: str, create: bool) -> Any:
+    for project in ls.projects.list():
+        if project.title == title:
+            if (project.label_config or "").strip() != COMPARE_CONFIG.strip():
+                ls.projects.update(id=project.id, label_config=COMPARE_CONFIG)
+            return project
+    if not create:
+        raise AnnotateError(f"no Label Studio project titled {title!r}")
+    return ls.projects.create(title=title, label_config=COMPARE_CONFIG,
+                              description="Which of two responses answers the prompt better?")
+
+
+def push(source: str | Path, title: str, sides_file: str | Path, *, iterations: list[int] | None = None,
+         seed: int = 0, ls: Any = None) -> tuple[int, int, int]:
+    """Import the pairs as tasks (pairs in the project already are skipped); the sides and the
+    judge's scores go to ``sides_file``, not to Label Studio. Returns (project id, imported, skipped)."""
+    pairs = read_pairs(source, iterations)
+    sides_path = Path(sides_file)
+    sides = json.loads(sides_path.read_text()) if sides_path.exists() else {"project": title, "pairs": {}}
+    if sides.get("project") != title:
+        raise CompareError(f"{sides_path}: records the sides of project {sides.get('project')!r}, not {title!r}")
+    ls = ls or client()
+    project = _project(ls, title, create=True)
+    have = {str(t.data.get("cnr_pair")) for t in ls.tasks.list(project=project.id, fields="all") if t.data}
+    new = []
+    for p in pairs:
+        if p.key in have:
+            continue
+        side = sides["pairs"].get(p.key, {}).get("revision_side") or revision_side(p.key, seed)
+        a, b = (p.revision, p.original) if side == "A" else (p.original, p.revision)
+        new.append({"cnr_pair": p.key, "prompt": p.prompt, "response_a": a, "response_b": b})
+        sides["pairs"][p.key] = {"item_id": p.item_id, "iteration": p.iteration, "revision_side": side,
+                                 "judge_score": p.judge_score, "source": str(source), "seed": seed}
+    sides_path.parent.mkdir(parents=True, exist_ok=True)
+    sides_path.write_text(json.dumps(sides, indent=1))  # before the import: a task never exists without its sides
+    if new:
+        ls.projects.import_tasks(id=project.id, request=new, commit_to_project=True)
+    return project.id, len(new), len(pairs) - len(new)
+
+
+def cohen_kappa(a: list[str], b: list[str]) -> float:
+    """Cohen's kappa of two label sequences over LABELS; NaN when chance agreement is total."""
+    if not a:
+        return float("nan")
+    idx = {lab: i for i, lab in enumerate(LABELS)}
+    table = np.zeros((len(LABELS), len(LABELS)))
+    for x, y in zip(a, b):
+        table[idx[x], idx[y]] += 1
+    n = table.sum()
+    p_o = np.trace(table) / n
+    p_e = float((table.sum(0) / n) @ (table.sum(1) / n))
+    return float("nan") if p_e == 1 else float((p_o - p_e) / (1 - p_e))
+
+
+def agreement(a: list[str], b: list[str]) -> dict[str, Any]:
+    """Percent agreement with and without ties (MT-Bench's two settings) and Cohen's kappa;
+    None where a figure is undefined (nothing to compare, or no chance model)."""
+    no_ties = [(x, y) for x, y in zip(a, b) if "tie" not in (x, y)]
+    kappa = cohen_kappa(a, b)
+    return {"n": len(a), "percent": float(np.mean([x == y for x, y in zip(a, b)])) if a else None,
+            "n_without_ties": len(no_ties),
+            "percent_without_ties": float(np.mean([x == y for x, y in no_ties])) if no_ties else None,
+            "cohen_kappa": None if math.isnan(kappa) else kappa}
+
+
+def human_labels(tasks: list[dict[str, Any]], sides: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
+    """(one row per submitted choice: pair, iteration, annotator, label of the revision, reason;
+    problems) from a Label Studio JSON export and the sides file."""
+    out, problems = [], []
+    for task in tasks:
+        key = str((task.get("data") or {}).get("cnr_pair"))
+        where = f"task {task['id']} (pair {key})"
+        side = sides["pairs"].get(key)
+        if side is None:
+            problems.append(f"{where}: not in the sides file; left out")
+            continue
+        for ann in task.get("annotations") or []:
+            if ann.get("was_cancelled"):
+                problems.append(f"{where}: skipped by annotator {ann.get('completed_by')}")
+                continue
+            result = ann.get("result") or []
+            choice = next((c for r in result if r.get("from_name") == "preference"
+                           for c in (r.get("value") or {}).get("choices") or []), None)
+            reason = next(("\n".join(r["value"].get("text") or []) for r in result if r.get("from_name") == "reason"),
+                          "")
+            if choice not in ("A", "B", "Tie"):
+                problems.append(f"{where}: annotation {ann.get('id')} has no choice")
+                continue
+            outcome = "tie" if choice == "Tie" else "win" if choice == side["revision_side"] else "loss"
+            out.append({"pair": key, "iteration": side["iteration"], "annotator": ann.get("completed_by"),
+                        "label": outcome, "reason": reason, "judge_score": side.get("judge_score")})
+    return out, problems
+
+
+def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Human win rate per iteration (each pair's annotators averaged first, so a pair judged by
+    three people weighs as much as one judged by one), agreement with the judge per annotation,
+    and agreement between annotators."""
+    score = {"win": 1.0, "tie": 0.5, "loss": 0.0}
+    out_rows = []
+    for k in sorted({r["iteration"] for r in rows}):
+        at = [r for r in rows if r["iteration"] == k]
+        by_pair: dict[str, list[float]] = {}
+        for r in at:
+            by_pair.setdefault(r["pair"], []).append(score[r["label"]])
+        per_pair = sorted(float(np.mean(v)) for v in by_pair.values())
+        lo, hi = bootstrap_ci(per_pair)
+        judged = [r for r in at if r["judge_score"] is not None]
+        judge_pairs = {r["pair"]: r["judge_score"] for r in judged}
+        out_rows.append({
+            "iteration": k, "against": "original", "n_pairs": len(by_pair), "n_annotations": len(at),
+            "winrate": float(np.mean(per_pair)), "ci95": [lo, hi],
+            "judge_winrate_same_pairs": float(np.mean(sorted(judge_pairs.values()))) if judge_pairs else None,
+            "human_vs_judge": agreement([r["label"] for r in judged], [label(r["judge_score"]) for r in judged]),
+        })
+    # annotator pairs: Cohen's kappa on the pairs both judged; Light's kappa is their mean
+    by_annotator: dict[Any, dict[str, str]] = {}
+    for r in rows:
+        by_annotator.setdefault(r["annotator"], {})[r["pair"]] = r["label"]
+    kappas, same, n_common = [], [], 0
+    for u, v in combinations(sorted(by_annotator, key=str), 2):
+        common = sorted(set(by_annotator[u]) & set(by_annotator[v]))
+        if not common:
+            continue
+        a, b = [by_annotator[u][p] for p in common], [by_annotator[v][p] for p in common]
+        kappas.append(cohen_kappa(a, b))
+        same += [x == y for x, y in zip(a, b)]
+        n_common += len(common)
+    finite = [x for x in kappas if x == x]
+    return {"kind": "human", "rows": out_rows, "n_annotators": len(by_annotator),
+            "inter_annotator": {"annotator_pairs": len(kappas), "n_shared_judgments": n_common,
+                                "percent": float(np.mean(same)) if same else None,
+                                "light_kappa": float(np.mean(finite)) if finite else None}}
+
+
+def pull(title: str, sides_file: str | Path, out_dir: str | Path, ls: Any = None) -> tuple[dict[str, Any], list[str]]:
+    """Export the project's choices, map them through the sides file, write
+    ``human_results.json`` and ``human_judgments.jsonl`` in ``out_dir``."""
+    sides_path = Path(sides_file)
+    if not sides_path.exists():
+        raise CompareError(f"{sides_path}: no sides file (written by `cnr annotate compare push`)")
+    sides = json.loads(sides_path.read_text())
+    ls = ls or client()
+    project = _project(ls, title, create=False)
+    raw = b"".join(ls.projects.exports.download_sync(id=project.id, export_type="JSON", download_all_tasks=True))
+    rows, problems = human_labels(json.loads(raw), sides)
+    if not rows:
+        raise CompareError(f"project {title!r}: no submitted choices yet")
+    result = summarize(rows) | {"name": f"people ({title})", "project": title, "problems": problems}
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "human_results.json").write_text(json.dumps(result, indent=2))
+    (out / "human_judgments.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return result, problems
