@@ -75,21 +75,82 @@ class PushResult:
     already_there: int
 
 
-def push(path: str | Path, title: str, ls: Any = None, fields: dict[str, str] | None = None) -> PushResult:
+@dataclass(frozen=True)
+class Draft:
+    """A served reviser's critique and revision of one pair, offered to the annotator to correct."""
+
+    critique: str
+    revision: str
+    model: str
+
+
+def draft_revisions(pairs: list[Any], backend: Any, fmt: Any, model: str, examples: Any = (),
+                    cache: Any = None) -> tuple[dict[str, Draft], list[str]]:
+    """One critique-and-revise iteration of the reviser over the pairs (the evaluation layer's
+    loop and cache); a generation that does not parse gives no draft and is reported."""
+    from .evaluation import Item, revise
+
+    items = [Item(str(p.id), p.prompt, p.response, p.system, p.meta or {}) for p in pairs]
+    steps = revise(items, fmt, backend, 1, examples=examples, cache=cache, progress=False)
+    drafts, problems = {}, []
+    for it in items:
+        step = steps[it.id][0]
+        if step.revision is None or not step.critique:
+            problems.append(f"id {it.id}: no draft ({step.problem or 'empty critique'})")
+            continue
+        drafts[it.id] = Draft(step.critique, step.revision, model)
+    return drafts, problems
+
+
+def _prediction(draft: Draft) -> dict[str, Any]:
+    def area(name: str, text: str) -> dict[str, Any]:
+        return {"from_name": name, "to_name": "response", "type": "textarea", "value": {"text": [text]}}
+
+    return {"model_version": f"cnr-draft:{draft.model}", "result": [area("critique", draft.critique),
+                                                                     area("revision", draft.revision)]}
+
+
+def push(path: str | Path, title: str, ls: Any = None, fields: dict[str, str] | None = None,
+         drafts: dict[str, Draft] | None = None) -> PushResult:
     """Import (prompt, response) pairs as tasks; pairs whose id is in the project already are skipped.
-    A conversation prompt is shown as marked turns and kept whole in the task's ``conversation``."""
+    A conversation prompt is shown as marked turns and kept whole in the task's ``conversation``.
+    ``drafts`` (model-assisted annotation): a reviser's critique and revision per id, imported as the
+    task's prediction, so the annotator corrects a draft instead of writing from nothing; the
+    draft is kept in the task data too, and ``pull`` measures how much the annotator changed it."""
     from .formats.base import conversation, prompt_text
 
     ls = ls or client()
     pairs = read_responses(path, fields=fields)
     project = find_or_create_project(ls, title)
     have = existing_ids(ls, project.id)
-    new = [{"cnr_id": p.id, "prompt": prompt_text(p.prompt), "response": p.response, "meta": json.dumps(p.meta or {}),
-            "conversation": json.dumps(conversation(p.prompt)) if conversation(p.prompt) else ""}
-           for p in pairs if p.id not in have]
+    new = []
+    for p in pairs:
+        if p.id in have:
+            continue
+        data = {"cnr_id": p.id, "prompt": prompt_text(p.prompt), "response": p.response,
+                "meta": json.dumps(p.meta or {}),
+                "conversation": json.dumps(conversation(p.prompt)) if conversation(p.prompt) else ""}
+        draft = (drafts or {}).get(str(p.id))
+        if draft is None:
+            new.append(data)
+            continue
+        data.update(draft_critique=draft.critique, draft_revision=draft.revision, draft_model=draft.model)
+        new.append({"data": data, "predictions": [_prediction(draft)]})
     if new:
         ls.projects.import_tasks(id=project.id, request=new, commit_to_project=True)
     return PushResult(project.id, len(new), len(pairs) - len(new))
+
+
+def draft_edits(data: dict[str, Any], critique: str, revision: str) -> dict[str, Any] | None:
+    """How much the annotator changed the draft (character Levenshtein distances, rapidfuzz)."""
+    if not data.get("draft_model"):
+        return None
+    from rapidfuzz.distance import Levenshtein
+
+    dc = Levenshtein.distance(data.get("draft_critique", ""), critique)
+    dr = Levenshtein.distance(data.get("draft_revision", ""), revision)
+    return {"model": data["draft_model"], "critique_edit_distance": dc, "revision_edit_distance": dr,
+            "changed": bool(dc or dr)}
 
 
 @dataclass
@@ -153,6 +214,9 @@ def pull(title: str, policy: Policy = "latest", ls: Any = None) -> PullResult:
             meta = json.loads(data.get("meta") or "{}")
             meta.update(annotator=ann.get("completed_by"), annotation_id=ann["id"], label_studio_task=task["id"],
                         lead_time=ann.get("lead_time"))
+            edits = draft_edits(data, critique, revision)
+            if edits is not None:
+                meta["draft"] = edits
             rid = str(data.get("cnr_id") or task["id"])
             try:
                 out.records.append(CnRRecord(id=rid if policy == "latest" else f"{rid}-a{ann['id']}",

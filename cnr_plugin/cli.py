@@ -390,13 +390,41 @@ def annotate_responses(prompts: Path, base_url: str, model_name: str, api_key_en
 @click.option("--project", "title", required=True, help="Label Studio project title (created if missing)")
 @click.option("--fields", "fields_spec", default=None,
               help="field map: a preset (cai) or field=column pairs, e.g. prompt=init_prompt,revision=a.b")
-def annotate_push(responses: Path, title: str, fields_spec: str | None) -> None:
+@click.option("--draft-base-url", default=None,
+              help="model-assisted annotation: OpenAI-compatible server of a reviser whose critique and revision "
+                   "are shown as a draft to correct")
+@click.option("--draft-model", default=None, help="model name the draft server knows")
+@click.option("--draft-format", default="plain", show_default=True, help="CnR format of the draft reviser")
+@click.option("--draft-fewshot", type=int, default=0, show_default=True,
+              help="solved examples before each draft request (for a reviser not trained on the format)")
+@click.option("--api-key-env", default=None, help="environment variable with the draft server's API key")
+def annotate_push(responses: Path, title: str, fields_spec: str | None, draft_base_url: str | None,
+                  draft_model: str | None, draft_format: str, draft_fewshot: int, api_key_env: str | None) -> None:
     """Import (prompt, response) pairs as tasks; re-pushing the same ids adds nothing."""
-    from .annotate import push
-    from .records import ResponseRecord, field_map
+    from .annotate import draft_revisions, push
+    from .records import ResponseRecord, field_map, read_responses
 
-    res = push(responses, title, fields=field_map(fields_spec, option="--fields", model=ResponseRecord))
-    click.echo(f"project {res.project_id}: {res.imported} tasks imported, {res.already_there} already there")
+    fields = field_map(fields_spec, option="--fields", model=ResponseRecord)
+    drafts = None
+    if draft_base_url or draft_model:
+        if not (draft_base_url and draft_model):
+            raise click.UsageError("model-assisted annotation needs both --draft-base-url and --draft-model")
+        from .cache import Cache
+        from .evaluation import OpenAIBackend, examples_for, run_config
+        from .plugins import get_format
+
+        run = run_config({"format": draft_format, "fewshot": draft_fewshot}, source="cnr annotate push")
+        fmt = get_format(run.format)
+        backend = OpenAIBackend(draft_base_url, draft_model, api_key=_api_key(api_key_env), stop=fmt.stop_sequences(),
+                                role="draft reviser", command="cnr annotate push")
+        backend.check_reachable()
+        drafts, problems = draft_revisions(read_responses(responses, fields=fields), backend, fmt, draft_model,
+                                           examples_for(run), Cache())
+        for line in problems:
+            click.echo(f"warning: {line}", err=True)
+    res = push(responses, title, fields=fields, drafts=drafts)
+    click.echo(f"project {res.project_id}: {res.imported} tasks imported, {res.already_there} already there"
+               + (f"; {len(drafts)} with a draft from {draft_model}" if drafts is not None else ""))
 
 
 @annotate.command("pull")

@@ -131,7 +131,7 @@ def push(source: str | Path, title: str, sides_file: str | Path, *, iterations: 
     judge's scores go to ``sides_file``, not to Label Studio. Returns (project id, imported, skipped)."""
     pairs = read_pairs(source, iterations)
     sides_path = Path(sides_file)
-    sides = json.loads(sides_path.read_text()) if sides_path.exists() else {"project": title, "pairs": {}}
+    sides: dict[str, Any] = json.loads(sides_path.read_text()) if sides_path.exists() else {"project": title, "pairs": {}}
     if sides.get("project") != title:
         raise CompareError(f"{sides_path}: records the sides of project {sides.get('project')!r}, not {title!r}")
     ls = ls or client()

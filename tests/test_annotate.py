@@ -280,3 +280,37 @@ def test_compare_round_trip_in_the_browser(tmp_path, label_studio):
     assert {(j["pair"], j["label"], j["reason"]) for j in judgments} == {("r01@1", "win", "names the right symbol"),
                                                                         ("r02@1", "tie", "")}
     assert "human win rate 0.750" in pulled.stdout
+
+
+def test_model_assisted_push_offers_a_draft_and_pull_measures_the_edits(tmp_path, label_studio, llama_server):
+    """`cnr annotate push --draft-*`: a served reviser (SmolLM2 under llama.cpp, one solved example)
+    drafts critique and revision; they arrive as the task's prediction, and the pulled record says
+    how far the annotator moved from the draft."""
+    import json
+
+    from label_studio_sdk import LabelStudio
+
+    path = responses(tmp_path, n=3)
+    env = dict(label_studio["env"], CNR_CACHE_DIR=str(tmp_path / "cache"))
+    proc = subprocess.run([CNR, "annotate", "push", str(path), "--project", "drafts", "--draft-base-url",
+                           llama_server.base_url, "--draft-model", "smollm2", "--draft-fewshot", "1"],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    ls = LabelStudio(base_url=label_studio["url"], api_key=label_studio["token"])
+    project = next(p for p in ls.projects.list() if p.title == "drafts")
+    tasks = [t for t in ls.tasks.list(project=project.id, fields="all")]
+    drafted = [t for t in tasks if t.data.get("draft_model") == "smollm2"]
+    assert drafted, proc.stdout + proc.stderr  # at least one generation parsed into a draft
+    assert f"{len(drafted)} with a draft from smollm2" in proc.stdout
+    task = drafted[0]
+    (pred,) = list(ls.predictions.list(task=task.id))
+    texts = {r["from_name"]: r["value"]["text"][0] for r in pred.result}
+    assert texts == {"critique": task.data["draft_critique"], "revision": task.data["draft_revision"]}
+    # the annotator keeps the draft critique and adds eight characters to the revision
+    ls.annotations.create(id=task.id, result=[textarea("critique", texts["critique"]),
+                                               textarea("revision", texts["revision"] + " Thanks.")])
+    pulled = cnr(label_studio, "annotate", "pull", "--project", "drafts", "--out", tmp_path / "cnr.jsonl")
+    assert pulled.returncode == 0, pulled.stderr
+    (record,) = [json.loads(line) for line in (tmp_path / "cnr.jsonl").read_text().splitlines()]
+    assert record["meta"]["draft"] == {"model": "smollm2", "critique_edit_distance": 0,
+                                       "revision_edit_distance": len(" Thanks."), "changed": True}
