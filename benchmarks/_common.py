@@ -34,3 +34,23 @@ def saved_tokenizer(folder: Path) -> Path:
 
         make_tiny_model(folder)
     return folder
+
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "results" / "benchmarks"
+
+
+def write_result(name: str, args: dict, rows: list[dict], goal: str, met: bool, out: Path | None = None,
+                 seeds: dict | None = None, extra: dict | None = None) -> Path:
+    """A benchmark's figures as JSON with the run's provenance (commit, dirty flag, versions,
+    hardware, arguments, seeds); each row says whether it meets ``goal`` (``met``), so the tables
+    made from these files (benchmarks/tables.py) mark every miss."""
+    from cnr_plugin.provenance import provenance
+
+    path = out or RESULTS / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = {"benchmark": name, "provenance": provenance(args, seeds or {}, repo=ROOT), "goal": goal, "met": met,
+            "rows": rows, **(extra or {})}
+    path.write_text(json.dumps(data, indent=2))
+    print(f"-> {path}")
+    return path

@@ -26,6 +26,9 @@ from pathlib import Path
 
 import yaml
 
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import write_result  # noqa: E402
+
 
 class ServerProcess:
     """The fault server in its own process (as a real server would be: no shared GIL)."""
@@ -95,8 +98,9 @@ def main() -> int:
     ap.add_argument("--iterations", type=int, default=2)
     ap.add_argument("--latency", type=float, default=0.2)
     ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    ap.add_argument("--out", type=Path, default=None, help="results JSON (default results/benchmarks/eval_throughput.json)")
     a = ap.parse_args()
-    ok = True
+    ok, rows = True, []
     print(f"{'C':>3} {'items':>5} {'K':>2} {'rev calls':>9} {'judge calls':>11} {'calls/pair':>10} "
           f"{'ideal s':>8} {'measured s':>10} {'ratio':>6} {'2nd run s':>9} {'2nd calls':>9} {'hit rate':>8}")
     for n, c in [(n, c) for n in a.items for c in a.concurrency]:
@@ -116,8 +120,16 @@ def main() -> int:
         print(f"{c:>3} {n:>5} {a.iterations:>2} {first['reviser_calls']:>9} {first['judge_calls']:>11} "
               f"{first['judge_calls'] / max(1, first['pairs']):>10.2f} {ideal:>8.2f} {first['wall']:>10.2f} "
               f"{ratio:>5.2f}x {second['wall']:>9.2f} {calls2:>9} {hit:>8.0%}")
-        ok &= ratio <= 1.15 and calls2 == 0
+        met = ratio <= 1.15 and calls2 == 0
+        ok &= met
+        rows.append({"concurrency": c, "items": n, "iterations": a.iterations, "latency_s": a.latency,
+                     "reviser_calls": first["reviser_calls"], "judge_calls": first["judge_calls"],
+                     "calls_per_pair": first["judge_calls"] / max(1, first["pairs"]), "ideal_s": ideal,
+                     "measured_s": first["wall"], "ratio": ratio, "cached_s": second["wall"], "cached_calls": calls2,
+                     "cache_hit_rate": hit, "met": met})
     print("goal: measured <= 1.15x ideal, cached run 0 calls:", "met" if ok else "MISSED")
+    write_result("eval_throughput", vars(a), rows, "measured <= 1.15x ideal and the cached re-run makes 0 calls", ok,
+                 out=a.out)
     return 0 if ok else 1
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import saved_tokenizer, synthetic_records  # noqa: E402
+from _common import saved_tokenizer, synthetic_records, write_result  # noqa: E402
 
 
 def lengths(records: list[dict], tok_dir: Path) -> np.ndarray:
@@ -53,7 +53,7 @@ def main() -> int:
 
     sample = [r.model_dump(exclude_none=True) for r in read_records(data_path("sample_cnr.jsonl"))]
     sets = {"sample (34)": sample, "synthetic (1000)": synthetic_records(1000)}
-    ok = True
+    ok, out = True, []
     with tempfile.TemporaryDirectory() as d:
         tok = saved_tokenizer(Path(d) / "tok")
         print(f"{'data':<18} {'seq_len':>7} {'mean len':>8} {'packed':>7} {'unpacked':>9} {'pad to seq_len':>14}")
@@ -64,7 +64,11 @@ def main() -> int:
                 print(f"{name:<18} {seq_len:>7} {lens.mean():>8.0f} {eff:>6.1%} {unpacked(lens, mbs):>9.1%} "
                       f"{lens.mean() / seq_len:>14.1%}")
                 ok &= eff >= 0.95
+                out.append({"data": name, "sequence_len": seq_len, "micro_batch_size": mbs,
+                            "mean_length": float(lens.mean()), "packed": eff, "unpacked": unpacked(lens, mbs),
+                            "padded_to_sequence_len": float(lens.mean() / seq_len), "met": eff >= 0.95})
     print("goal: packed >= 95 % non-pad tokens:", "met" if ok else "MISSED")
+    write_result("packing", {}, out, "packed >= 95 % non-pad tokens", ok, seeds={"synthetic_records": 0})
     return 0 if ok else 1
 
 

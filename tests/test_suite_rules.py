@@ -75,3 +75,16 @@ def test_full_environments_allow_no_skip(env_name):
     from conftest import allowed_skips
 
     assert allowed_skips(env_name) == []
+
+
+def test_readme_tables_are_the_results_files():
+    """README.md and benchmarks/README.md tables are generated from results/ (benchmarks/tables.py);
+    a typed-in or stale figure fails here."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "tables.py"), "--check"], capture_output=True,
+                          text=True, cwd=ROOT, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -1,0 +1,252 @@
+"""The README tables, generated from the results files (never typed in).
+
+    python benchmarks/tables.py          # rewrite the generated blocks of README.md and benchmarks/README.md
+    python benchmarks/tables.py --check  # exit 1 if a block differs from what the results files say
+
+A generated block sits between ``<!-- generated: NAME -->`` and ``<!-- /generated -->``. Every
+figure that has a goal is marked met (✓) or **missed** (✗); a results file that does not exist
+yet is said so in its block, with the command that makes it. Each block names its files and
+their commit, so a figure can be traced to the run that made it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "results"
+BLOCK = re.compile(r"(<!-- generated: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /generated -->)", re.S)
+
+
+def _load(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _source(data: dict, path: Path) -> str:
+    prov = data.get("provenance") or {}
+    commit = (prov.get("commit") or "untraceable")[:10]
+    dirty = " (dirty tree)" if prov.get("dirty") else ""
+    cores = (prov.get("hardware") or {}).get("cores")
+    return (f"<sub>from `{path.relative_to(ROOT)}`: commit {commit}{dirty}, {prov.get('started', '?')[:10]}, "
+            f"{cores} CPU cores</sub>")
+
+
+def _mark(met: bool) -> str:
+    return "✓" if met else "✗ **missed**"
+
+
+def _missing(path: Path, command: str) -> str:
+    return f"_No results file yet (`{path.relative_to(ROOT)}`); make it with `{command}`._\n"
+
+
+def preprocess() -> str:
+    path = RESULTS / "benchmarks" / "preprocess.json"
+    data = _load(path)
+    if data is None:
+        return _missing(path, "python benchmarks/preprocess.py --scaling")
+    lines = ["| records | ours rec/s | alpaca rec/s | raw rec/s | ours / alpaca | ours / raw | goal (≥ 1.0x, ≥ 0.8x) |",
+             "|---:|---:|---:|---:|---:|---:|---|"]
+    for r in data["rows"]:
+        goal = _mark(r["met"]) if r["judged"] else "not judged (fixed costs dominate)"
+        lines.append(f"| {r['records']:,} | {r['cnr_records_per_s']:,.0f} | {r['alpaca_records_per_s']:,.0f} | "
+                     f"{r['raw_records_per_s']:,.0f} | {r['vs_alpaca']:.2f}x | {r['vs_raw']:.2f}x | {goal} |")
+    return "\n".join(lines) + "\n\n" + _source(data, path) + "\n"
+
+
+def packing() -> str:
+    path = RESULTS / "benchmarks" / "packing.json"
+    data = _load(path)
+    if data is None:
+        return _missing(path, "python benchmarks/packing.py")
+    lines = ["| data | sequence_len | mean length | packed | unpacked (dynamic padding) | padded to sequence_len | "
+             "goal (packed ≥ 95 %) |", "|---|---:|---:|---:|---:|---:|---|"]
+    for r in data["rows"]:
+        lines.append(f"| {r['data']} | {r['sequence_len']} | {r['mean_length']:.0f} | {r['packed']:.1%} | "
+                     f"{r['unpacked']:.1%} | {r['padded_to_sequence_len']:.1%} | {_mark(r['met'])} |")
+    return "\n".join(lines).replace("%", " %") + "\n\n" + _source(data, path) + "\n"
+
+
+def _eval(name: str, command: str) -> Callable[[], str]:
+    def render() -> str:
+        path = RESULTS / "benchmarks" / f"{name}.json"
+        data = _load(path)
+        if data is None:
+            return _missing(path, command)
+        lines = ["| C | items | K | latency | reviser calls | judge calls | ideal s | measured s | ratio | cached re-run s "
+                 "| calls | goal (≤ 1.15x, 0 calls) |", "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+        for r in data["rows"]:
+            lines.append(f"| {r['concurrency']} | {r['items']} | {r['iterations']} | {r['latency_s'] * 1000:.0f} ms | "
+                         f"{r['reviser_calls']} | {r['judge_calls']} | {r['ideal_s']:.2f} | {r['measured_s']:.2f} | "
+                         f"{r['ratio']:.2f}x | {r['cached_s']:.2f} | {r['cached_calls']} | {_mark(r['met'])} |")
+        return "\n".join(lines) + "\n\n" + _source(data, path) + "\n"
+    return render
+
+
+def falcon() -> str:
+    path = RESULTS / "benchmarks" / "falcon_memory.json"
+    data = _load(path)
+    if data is None:
+        return _missing(path, "python benchmarks/falcon_memory.py")
+    lines = ["| config | GPUs | trainable | GB/GPU need | GB/GPU have | headroom | fits | goal |",
+             "|---|---:|---:|---:|---:|---:|---|---|"]
+    for r in data["rows"]:
+        lines.append(f"| `{Path(r['config']).name}`{'' if r['shipped'] else ' (contrast, not shipped)'} | "
+                     f"{r['world_size']} | {r['trainable_params'] / 1e9:.3f} B | {r['gpu_gb_per_device']:.1f} | "
+                     f"{r['gpu_memory_gb']:.0f} | {r['headroom']:.2f}x | "
+                     f"{'yes' if r['fits'] else 'no'} | {_mark(r['met']) if r['shipped'] else '—'} |")
+    return "\n".join(lines) + "\n\n" + _source(data, path) + "\n"
+
+
+def _ci(e: dict) -> str:
+    return f"{e['winrate']:.3f} [{e['ci95'][0]:.2f}, {e['ci95'][1]:.2f}]"
+
+
+def _it(run: dict, k: int) -> dict:
+    return run["iterations"].get(str(k)) or run["iterations"][k]
+
+
+def _vs(e: dict) -> str:
+    d = e.get("vs_control")
+    return (f"{d['mean']:+.3f} [{d['ci95'][0]:+.2f}, {d['ci95'][1]:+.2f}] ({d['wins']}↑ {d['losses']}↓)"
+            if d else "—")
+
+
+def mini_repro() -> str:
+    path = RESULTS / "mini_repro" / "summary.json"
+    data = _load(path)
+    if data is None:
+        return _missing(path, "python benchmarks/reproduce_mini.py")
+    k = int(data["provenance"]["arguments"]["iterations"])
+    lines = ["| reviser | iter 1 | iter 2 | iter 3 | iter 4 | iter 5 | minus control, iter 1 | minus control, iter 5 "
+             "| parse failures | beats control (goal) |", "|---|---|---|---|---|---|---|---|---:|---|"]
+    for name, run in data["runs"].items():
+        cells = [_ci(_it(run, i)) if str(i) in run["iterations"] or i in run["iterations"] else "—"
+                 for i in range(1, 6)]
+        diff1, diffk = _it(run, 1).get("vs_control"), _it(run, k).get("vs_control")
+        goal = "—" if diff1 is None else _mark(diff1["ci95"][0] > 0 and diffk["ci95"][0] > 0)
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {_vs(_it(run, 1))} | {_vs(_it(run, k))} | "
+                     f"{run['n_revision_parse_failures']} | {goal} |")
+    fams = sorted({f for run in data["runs"].values() for f in _it(run, k)["families"]})
+    lines += ["", f"By family at iteration {k} (win rate, items):", "",
+              "| reviser | " + " | ".join(fams) + " |", "|---|" + "---|" * len(fams)]
+    for name, run in data["runs"].items():
+        f = _it(run, k)["families"]
+        lines.append(f"| {name} | " + " | ".join(
+            (f"{f[x]['winrate']:.2f} ({f[x]['n']})" if isinstance(f.get(x), dict) else f"{f.get(x, float('nan')):.2f}")
+            for x in fams) + " |")
+    return "\n".join(lines) + "\n\n" + _source(data, path) + "\n"
+
+
+def mini_levers() -> str:
+    lines = ["| lever (1000 records, 60 steps unless named) | iter 1 | iter 5 | minus control, iter 1 | parse failures | "
+             "file |", "|---|---|---|---|---:|---|"]
+    missing = []
+    base = _load(RESULTS / "mini_repro" / "summary.json")
+    if base and "trained-1000" in base["runs"]:
+        run = base["runs"]["trained-1000"]
+        lines.append(f"| LoRA (the table above) | {_ci(_it(run, 1))} | {_ci(_it(run, 5))} | {_vs(_it(run, 1))} | "
+                     f"{run['n_revision_parse_failures']} | `results/mini_repro/summary.json` |")
+    for lever, label, cmd in (("steps250", "250 steps (`--steps 250`)", "--steps 250"),
+                              ("full", "full fine-tune (`--full`)", "--full"),
+                              ("loss_revision", "loss on the revision only (`--loss-on revision`)",
+                               "--loss-on revision")):
+        path = RESULTS / "mini_levers" / lever / "summary_partial_1000.json"
+        data = _load(path)
+        if data is None:
+            missing.append(f"{label}: not re-run yet (`python benchmarks/reproduce_mini.py --sizes 1000 {cmd} "
+                           f"--results results/mini_levers/{lever}`)")
+            continue
+        run = next(r for n, r in data["runs"].items() if n != "control")
+        lines.append(f"| {label} | {_ci(_it(run, 1))} | {_ci(_it(run, 5))} | {_vs(_it(run, 1))} | "
+                     f"{run['n_revision_parse_failures']} | `{path.relative_to(ROOT)}` (commit "
+                     f"{(data['provenance'].get('commit') or '?')[:10]}) |")
+    return "\n".join(lines) + "\n" + "".join(f"\n- {m}" for m in missing) + ("\n" if missing else "")
+
+
+FAMILIES = ("arith", "caps", "fruits", "json", "sentence", "sort")
+
+
+def held_out() -> str:
+    lines = ["| held-out family (trained on the other five) | trained reviser, iter 1 | control, iter 1 | "
+             "trained minus control | generalises (goal: difference > 0) | file |", "|---|---|---|---|---|---|"]
+    missing = []
+    for fam in FAMILIES:
+        path = RESULTS / "held_out" / fam / "summary.json"
+        data = _load(path)
+        if data is None or f"held-out-{fam}" not in data.get("runs", {}):
+            missing.append(fam)
+            continue
+        run, control = data["runs"][f"held-out-{fam}"], data["runs"].get(f"control-{fam}")
+        d = _it(run, 1).get("vs_control")
+        goal = "—" if d is None else ("✓" if d["ci95"][0] > 0 else "✗ **loss**" if d["ci95"][1] < 0 else "✗ not shown")
+        lines.append(f"| {fam} | {_ci(_it(run, 1))} | {_ci(_it(control, 1)) if control else '—'} | {_vs(_it(run, 1))} "
+                     f"| {goal} | `{path.relative_to(ROOT)}` (commit {(data['provenance'].get('commit') or '?')[:10]}) |")
+    if missing:
+        lines.append("")
+        lines.append(f"Not run yet: {', '.join(missing)} (`python benchmarks/reproduce_mini.py --sizes 1000 "
+                     "--iterations 1 --held-out FAMILY --results results/held_out/FAMILY`).")
+    return "\n".join(lines) + "\n"
+
+
+def stop_levers(which: str) -> Callable[[], str]:
+    def render() -> str:
+        sys.path.insert(0, str(Path(__file__).parent))
+        from stop_levers import table
+
+        path = RESULTS / which / "summary.json"
+        data = _load(path)
+        if data is None:
+            return _missing(path, "python benchmarks/stop_levers.py")
+        k = int(data["provenance"]["arguments"]["iterations"])
+        for run in data["runs"].values():
+            run["iterations"] = {int(i): v for i, v in run["iterations"].items()}
+        method = "" if data.get("ci_method") else " (intervals: percentile bootstrap, the method of that commit)"
+        return table(data, k) + "\n\n" + _source(data, path).replace("</sub>", method + "</sub>") + "\n"
+    return render
+
+
+BLOCKS: dict[str, Callable[[], str]] = {
+    "preprocess": preprocess, "packing": packing,
+    "eval-throughput": _eval("eval_throughput", "python benchmarks/eval_throughput.py"),
+    "eval-scaling": _eval("eval_scaling", "python benchmarks/eval_throughput.py --items 100 1000 --concurrency 32 "
+                          "--latency 0.05 --out results/benchmarks/eval_scaling.json"),
+    "falcon-memory": falcon, "mini-repro": mini_repro, "mini-levers": mini_levers, "held-out": held_out,
+    "stop-levers": stop_levers("stop_levers"), "stop-levers-alone": stop_levers("stop_levers_alone"),
+}
+
+
+def render(text: str) -> str:
+    def fill(m: re.Match) -> str:
+        name = m.group("name")
+        if name not in BLOCKS:
+            raise SystemExit(f"unknown generated block '{name}' (known: {', '.join(BLOCKS)})")
+        return m.group(1) + BLOCKS[name]() + m.group(4)
+    return BLOCK.sub(fill, text)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--check", action="store_true", help="exit 1 if a generated block is out of date")
+    a = ap.parse_args()
+    stale = []
+    for doc in (ROOT / "README.md", ROOT / "benchmarks" / "README.md"):
+        old = doc.read_text()
+        new = render(old)
+        if new != old:
+            stale.append(str(doc.relative_to(ROOT)))
+            if not a.check:
+                doc.write_text(new)
+    if a.check and stale:
+        print(f"out of date: {', '.join(stale)} (run python benchmarks/tables.py)")
+        return 1
+    print(("rewrote " + ", ".join(stale)) if stale else "tables up to date")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
