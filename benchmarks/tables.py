@@ -66,9 +66,9 @@ def packing() -> str:
     lines = ["| data | sequence_len | mean length | packed | unpacked (dynamic padding) | padded to sequence_len | "
              "goal (packed ≥ 95 %) |", "|---|---:|---:|---:|---:|---:|---|"]
     for r in data["rows"]:
-        lines.append(f"| {r['data']} | {r['sequence_len']} | {r['mean_length']:.0f} | {r['packed']:.1%} | "
-                     f"{r['unpacked']:.1%} | {r['padded_to_sequence_len']:.1%} | {_mark(r['met'])} |")
-    return "\n".join(lines).replace("%", " %") + "\n\n" + _source(data, path) + "\n"
+        lines.append(f"| {r['data']} | {r['sequence_len']} | {r['mean_length']:.0f} | {r['packed'] * 100:.1f} % | "
+                     f"{r['unpacked'] * 100:.1f} % | {r['padded_to_sequence_len'] * 100:.1f} % | {_mark(r['met'])} |")
+    return "\n".join(lines) + "\n\n" + _source(data, path) + "\n"
 
 
 def _eval(name: str, command: str) -> Callable[[], str]:
