@@ -53,6 +53,15 @@ def test_cnr_winrate_real_server_then_cached(tmp_path, llama_server):
         for st in data["steps"]:
             pairs |= {(doc["prompt"], st["result"], doc["response"]), (doc["prompt"], doc["response"], st["result"])}
     judge_calls = llama_server.requests("chat/completions") - judge_before
+    # `cnr annotate compare push` reads these real samples: every changed revision with its verdict
+    from cnr_plugin.compare import CompareError, read_pairs
+
+    try:
+        compare = read_pairs(tmp_path / "out")
+    except CompareError as exc:  # every revision equal to its original: nothing for people to compare
+        assert "no revision differs" in str(exc)
+    else:
+        assert compare and all(p.judge_score in (0.0, 0.5, 1.0) and p.revision != p.original for p in compare)
     # 3 items x 2 iterations x 2 orders, less the pairs that repeat (a revision that failed to
     # parse keeps the previous text, and an identical pair is asked once)
     assert judge_calls == len(pairs) <= 3 * 2 * 2
