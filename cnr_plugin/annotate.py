@@ -138,6 +138,9 @@ def push(path: str | Path, title: str, ls: Any = None, fields: dict[str, str] | 
         new.append({"data": data, "predictions": [_prediction(draft)]})
     if new:
         ls.projects.import_tasks(id=project.id, request=new, commit_to_project=True)
+    if drafts:  # the labeling page pre-fills a task with the prediction of the project's model version
+        version = _prediction(next(iter(drafts.values())))["model_version"]
+        ls.projects.update(id=project.id, model_version=version, show_collab_predictions=True)
     return PushResult(project.id, len(new), len(pairs) - len(new))
 
 

@@ -306,6 +306,23 @@ def test_model_assisted_push_offers_a_draft_and_pull_measures_the_edits(tmp_path
     (pred,) = list(ls.predictions.list(task=task.id))
     texts = {r["from_name"]: r["value"]["text"][0] for r in pred.result}
     assert texts == {"critique": task.data["draft_critique"], "revision": task.data["draft_revision"]}
+    # the labeling page opens with the draft filled in (the project's model version is the draft's)
+    if not Path(CHROMIUM).exists():
+        missing("needs Debian's chromium (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(label_studio["url"] + "/user/login/")
+        page.fill("input[name=email]", EMAIL)
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_load_state("networkidle")
+        page.goto(f"{label_studio['url']}/projects/{project.id}/data?task={task.id}")
+        page.get_by_text(texts["revision"].strip().splitlines()[0][:40]).first.wait_for(timeout=60_000)
+        page.screenshot(path=str(tmp_path / "draft_page.png"))
+        browser.close()
     # the annotator keeps the draft critique and adds eight characters to the revision
     ls.annotations.create(id=task.id, result=[textarea("critique", texts["critique"]),
                                                textarea("revision", texts["revision"] + " Thanks.")])
