@@ -37,15 +37,16 @@ def write_cai(tmp_path, rows):
 
     table = pa.Table.from_pylist(rows)
     (tmp_path / "cai.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "cai.json").write_text(json.dumps(rows, indent=1))
     pq.write_table(table, tmp_path / "cai.parquet")
     with pa.OSFile(str(tmp_path / "cai_file.arrow"), "wb") as sink, pa.ipc.new_file(sink, table.schema) as w:
         w.write_table(table)
     with pa.OSFile(str(tmp_path / "cai_stream.arrow"), "wb") as sink, pa.ipc.new_stream(sink, table.schema) as w:
         w.write_table(table)  # the form `datasets.save_to_disk` writes
-    return [tmp_path / n for n in ("cai.jsonl", "cai.parquet", "cai_file.arrow", "cai_stream.arrow")]
+    return [tmp_path / n for n in ("cai.jsonl", "cai.parquet", "cai_file.arrow", "cai_stream.arrow", "cai.json")]
 
 
-def test_cai_shape_reads_the_same_from_jsonl_parquet_and_arrow(tmp_path):
+def test_cai_shape_reads_the_same_from_jsonl_json_parquet_and_arrow(tmp_path):
     from conftest import SAMPLE
 
     sample = read_records(SAMPLE)
