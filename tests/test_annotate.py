@@ -1,6 +1,7 @@
 """Label Studio round trip with a real server: `cnr annotate push|pull` through the API, and a real
 browser (Playwright driving Debian Chromium) writing a critique and a revision that then train."""
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -56,6 +57,28 @@ def label_studio(tmp_path_factory):
         proc.kill()
     log.close()
 
+
+@contextlib.contextmanager
+def logged_in_page(label_studio):
+    """A Chromium page logged in to the test server as the annotator."""
+    if not Path(CHROMIUM).exists():
+        missing("needs Debian's chromium (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(label_studio["url"] + "/user/login/")
+        page.fill("input[name=email]", EMAIL)
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_load_state("networkidle")
+        try:
+            yield page
+        finally:
+            browser.close()
 
 def cnr(ls, *args):
     return subprocess.run([CNR, *map(str, args)], capture_output=True, text=True, env=ls["env"], timeout=300)
@@ -123,10 +146,6 @@ def test_push_is_idempotent_and_pull_returns_what_was_written(tmp_path, label_st
 
 
 def test_browser_annotation_pulls_and_trains(tmp_path, label_studio):
-    if not Path(CHROMIUM).exists():
-        missing("needs Debian's chromium (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
     path = responses(tmp_path, n=1)
     assert cnr(label_studio, "annotate", "push", path, "--project", "browser").returncode == 0
     from label_studio_sdk import LabelStudio
@@ -137,16 +156,7 @@ def test_browser_annotation_pulls_and_trains(tmp_path, label_studio):
     critique = "Pros: one short sentence.\nCons: Ag is the symbol of silver; gold is Au."
     revision = "The chemical symbol for gold is Au."
     t0 = time.time()
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(label_studio["url"] + "/user/login/")
-        page.fill("input[name=email]", EMAIL)
-        page.fill("input[name=password]", PASSWORD)
-        page.click("button[type=submit]")
-        page.wait_for_load_state("networkidle")
+    with logged_in_page(label_studio) as page:
         page.goto(f"{label_studio['url']}/projects/{project.id}/data?task={task.id}")
         box = page.locator("textarea[name=critique]")
         box.wait_for(timeout=60_000)
@@ -166,7 +176,6 @@ def test_browser_annotation_pulls_and_trains(tmp_path, label_studio):
         while not list(ls.annotations.list(id=task.id)):
             assert time.monotonic() < deadline, "the submitted annotation never reached Label Studio"
             time.sleep(0.2)
-        browser.close()
     print(f"browser annotation: {time.time() - t0:.1f} s")
     shot = os.environ.get("CNR_SCREENSHOT")
     if shot:
@@ -199,11 +208,7 @@ def test_browser_annotation_pulls_and_trains(tmp_path, label_studio):
 def test_compare_round_trip_in_the_browser(tmp_path, label_studio):
     """`cnr annotate compare push`, a person choosing in Chromium, `pull`: the choice is mapped back
     through the recorded sides, and the agreement with the judge is what the choices say."""
-    if not Path(CHROMIUM).exists():
-        missing("needs Debian's chromium (apt-get install chromium)")
     import json
-
-    from playwright.sync_api import sync_playwright
 
     # `cnr revise`-shaped revisions plus the judge's verdicts: an lm-eval samples file
     out = tmp_path / "eval" / "model"
@@ -236,16 +241,7 @@ def test_compare_round_trip_in_the_browser(tmp_path, label_studio):
     # the person prefers the revision of r01 (whichever side it is on) and calls r02 a tie
     first = tasks["r01@1"]
     pick = recorded["r01@1"]["revision_side"]
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(label_studio["url"] + "/user/login/")
-        page.fill("input[name=email]", EMAIL)
-        page.fill("input[name=password]", PASSWORD)
-        page.click("button[type=submit]")
-        page.wait_for_load_state("networkidle")
+    with logged_in_page(label_studio) as page:
         for task_obj, choice, reason in ((first, pick, "names the right symbol"), (tasks["r02@1"], "Tie", "")):
             page.goto(f"{label_studio['url']}/projects/{project.id}/data?task={task_obj.id}")
             option = page.locator(f".lsf-choice__checkbox input[name='{choice}']")
@@ -263,7 +259,6 @@ def test_compare_round_trip_in_the_browser(tmp_path, label_studio):
             while not list(ls.annotations.list(id=task_obj.id)):
                 assert time.monotonic() < deadline, "the submitted choice never reached Label Studio"
                 time.sleep(0.2)
-        browser.close()
     shot = os.environ.get("CNR_COMPARE_SCREENSHOT")
     if shot:
         shutil.copy(tmp_path / "compare_page.png", shot)
@@ -307,22 +302,10 @@ def test_model_assisted_push_offers_a_draft_and_pull_measures_the_edits(tmp_path
     texts = {r["from_name"]: r["value"]["text"][0] for r in pred.result}
     assert texts == {"critique": task.data["draft_critique"], "revision": task.data["draft_revision"]}
     # the labeling page opens with the draft filled in (the project's model version is the draft's)
-    if not Path(CHROMIUM).exists():
-        missing("needs Debian's chromium (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(label_studio["url"] + "/user/login/")
-        page.fill("input[name=email]", EMAIL)
-        page.fill("input[name=password]", PASSWORD)
-        page.click("button[type=submit]")
-        page.wait_for_load_state("networkidle")
+    with logged_in_page(label_studio) as page:
         page.goto(f"{label_studio['url']}/projects/{project.id}/data?task={task.id}")
         page.get_by_text(texts["revision"].strip().splitlines()[0][:40]).first.wait_for(timeout=60_000)
         page.screenshot(path=str(tmp_path / "draft_page.png"))
-        browser.close()
     # the annotator keeps the draft critique and adds eight characters to the revision
     ls.annotations.create(id=task.id, result=[textarea("critique", texts["critique"]),
                                                textarea("revision", texts["revision"] + " Thanks.")])
