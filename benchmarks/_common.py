@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import random
+import resource
+import time
 from pathlib import Path
 
 WORDS = ("the model answer is wrong because it forgets units and the revision adds them with a short "
@@ -38,6 +40,7 @@ def saved_tokenizer(folder: Path) -> Path:
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "results" / "benchmarks"
+T0 = time.time()  # the benchmark's start (this module is imported first)
 
 
 def write_result(name: str, args: dict, rows: list[dict], goal: str, met: bool, out: Path | None = None,
@@ -49,8 +52,9 @@ def write_result(name: str, args: dict, rows: list[dict], goal: str, met: bool, 
 
     path = out or RESULTS / f"{name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
+    peak = max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
     data = {"benchmark": name, "provenance": provenance(args, seeds or {}, repo=ROOT), "goal": goal, "met": met,
-            "rows": rows, **(extra or {})}
+            "wall_s": round(time.time() - T0, 1), "peak_memory_mb": round(peak / 1024), "rows": rows, **(extra or {})}
     path.write_text(json.dumps(data, indent=2))
     print(f"-> {path}")
     return path

@@ -32,8 +32,12 @@ def _source(data: dict, path: Path) -> str:
     commit = (prov.get("commit") or "untraceable")[:10]
     dirty = " (dirty tree)" if prov.get("dirty") else ""
     cores = (prov.get("hardware") or {}).get("cores")
+    cost = ""
+    if "wall_s" in data or "timing_s" in data:
+        wall = data.get("wall_s", (data.get("timing_s") or {}).get("total"))
+        cost = f", {wall} s" + (f", peak memory {data['peak_memory_mb']} MB" if data.get("peak_memory_mb") else "")
     return (f"<sub>from `{path.relative_to(ROOT)}`: commit {commit}{dirty}, {prov.get('started', '?')[:10]}, "
-            f"{cores} CPU cores</sub>")
+            f"{cores} CPU cores{cost}</sub>")
 
 
 def _mark(met: bool) -> str:
