@@ -57,7 +57,8 @@ def _gpus() -> list[str]:
 def provenance(args: dict[str, Any], seeds: dict[str, Any] | None = None, repo: Path | None = None) -> dict[str, Any]:
     """Commit, dirty flag, versions, hardware, full arguments and seeds of this run."""
     repo = repo or Path(__file__).resolve().parents[1]
-    status = _git("status", "--porcelain", "--untracked-files=no", cwd=repo)
+    # results files are what a run writes, not what it ran: a re-run beside committed results is clean
+    status = _git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results", cwd=repo)
     return {
         "commit": _git("rev-parse", "HEAD", cwd=repo),
         "dirty": bool(status) if status is not None else None,

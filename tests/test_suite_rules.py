@@ -88,3 +88,26 @@ def test_readme_tables_are_the_results_files():
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "tables.py"), "--check"], capture_output=True,
                           text=True, cwd=ROOT, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_provenance_dirty_flag_counts_code_not_results(tmp_path):
+    """A results file the run itself rewrites does not make the tree dirty; a changed source does."""
+    import subprocess
+
+    from cnr_plugin.provenance import provenance
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "r.json").write_text("{}")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("add", ".")
+    git("-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "init")
+    assert provenance({}, repo=tmp_path)["dirty"] is False
+    (tmp_path / "results" / "r.json").write_text('{"a": 1}')
+    assert provenance({}, repo=tmp_path)["dirty"] is False
+    (tmp_path / "code.py").write_text("x = 2\n")
+    prov = provenance({"k": 1}, {"seed": 0}, repo=tmp_path)
+    assert prov["dirty"] is True and len(prov["commit"]) == 40 and prov["arguments"] == {"k": 1}
