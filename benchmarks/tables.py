@@ -134,7 +134,7 @@ def mini_repro() -> str:
         diff1, diffk = _it(run, 1).get("vs_control"), _it(run, k).get("vs_control")
         goal = "—" if diff1 is None else _mark(diff1["ci95"][0] > 0 and diffk["ci95"][0] > 0)
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {_vs(_it(run, 1))} | {_vs(_it(run, k))} | "
-                     f"{run['n_revision_parse_failures']} | {goal} |")
+                     f"{int(run['n_revision_parse_failures'])} | {goal} |")
     fams = sorted({f for run in data["runs"].values() for f in _it(run, k)["families"]})
     lines += ["", f"By family at iteration {k} (win rate, items):", "",
               "| reviser | " + " | ".join(fams) + " |", "|---|" + "---|" * len(fams)]
@@ -154,7 +154,7 @@ def mini_levers() -> str:
     if base and "trained-1000" in base["runs"]:
         run = base["runs"]["trained-1000"]
         lines.append(f"| LoRA (the table above) | {_ci(_it(run, 1))} | {_ci(_it(run, 5))} | {_vs(_it(run, 1))} | "
-                     f"{run['n_revision_parse_failures']} | `results/mini_repro/summary.json` |")
+                     f"{int(run['n_revision_parse_failures'])} | `results/mini_repro/summary.json` |")
     for lever, label, cmd in (("steps250", "250 steps (`--steps 250`)", "--steps 250"),
                               ("full", "full fine-tune (`--full`)", "--full"),
                               ("loss_revision", "loss on the revision only (`--loss-on revision`)",
@@ -167,7 +167,7 @@ def mini_levers() -> str:
             continue
         run = next(r for n, r in data["runs"].items() if n != "control")
         lines.append(f"| {label} | {_ci(_it(run, 1))} | {_ci(_it(run, 5))} | {_vs(_it(run, 1))} | "
-                     f"{run['n_revision_parse_failures']} | `{path.relative_to(ROOT)}` (commit "
+                     f"{int(run['n_revision_parse_failures'])} | `{path.relative_to(ROOT)}` (commit "
                      f"{(data['provenance'].get('commit') or '?')[:10]}) |")
     return "\n".join(lines) + "\n" + "".join(f"\n- {m}" for m in missing) + ("\n" if missing else "")
 
