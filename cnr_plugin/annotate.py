@@ -53,14 +53,19 @@ def client(url: str | None = None, api_key: str | None = None) -> Any:
     return LabelStudio(base_url=url, api_key=api_key)
 
 
-def find_or_create_project(ls: Any, title: str) -> Any:
+def find_or_create_project(ls: Any, title: str, label_config: str = LABEL_CONFIG,
+                           description: str = "Critique and revise: write a critique and a revised response.",
+                           create: bool = True) -> Any:
+    """The project titled ``title`` with ``label_config`` (updated if it differs); created when
+    missing, or an error when ``create`` is False."""
     for project in ls.projects.list():
         if project.title == title:
-            if (project.label_config or "").strip() != LABEL_CONFIG.strip():
-                ls.projects.update(id=project.id, label_config=LABEL_CONFIG)
+            if (project.label_config or "").strip() != label_config.strip():
+                ls.projects.update(id=project.id, label_config=label_config)
             return project
-    return ls.projects.create(title=title, label_config=LABEL_CONFIG,
-                              description="Critique and revise: write a critique and a revised response.")
+    if not create:
+        raise AnnotateError(f"no Label Studio project titled {title!r}")
+    return ls.projects.create(title=title, label_config=label_config, description=description)
 
 
 def existing_ids(ls: Any, project_id: int) -> set[str]:

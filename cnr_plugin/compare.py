@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from .annotate import AnnotateError, client
+from .annotate import client, find_or_create_project
 from .errors import CnRError
 from .evaluation.stats import bootstrap_ci
 from .formats.base import prompt_text
@@ -77,6 +77,8 @@ def read_pairs(path: str | Path, iterations: list[int] | None = None) -> list[Co
     included) or a ``cnr revise`` output jsonl. A revision identical to the original is left out
     (there is nothing to compare)."""
     path = Path(path)
+    from .lm_eval.docs import doc_prompt
+
     rows: list[tuple[str, Any, str, list[dict], list[dict]]] = []
     if path.is_dir():
         files = sorted(path.rglob("samples_cnr_winrate_*.jsonl"))
@@ -87,8 +89,8 @@ def read_pairs(path: str | Path, iterations: list[int] | None = None) -> list[Co
             resp = s["filtered_resps"][0] if isinstance(s["filtered_resps"], list) else s["filtered_resps"]
             data = json.loads(resp)
             doc = s["doc"]
-            prompt = json.loads(doc["conversation"]) if doc.get("conversation") else doc["prompt"]
-            rows.append((str(doc["id"]), prompt, doc["response"], data.get("steps", []), data.get("judgments", [])))
+            rows.append((str(doc["id"]), doc_prompt(doc), doc["response"], data.get("steps", []),
+                         data.get("judgments", [])))
     else:
         from .records import RevisedRecord, iter_records
 
@@ -114,15 +116,8 @@ def revision_side(key: str, seed: int) -> str:
 
 
 def _project(ls: Any, title: str, create: bool) -> Any:
-    for project in ls.projects.list():
-        if project.title == title:
-            if (project.label_config or "").strip() != COMPARE_CONFIG.strip():
-                ls.projects.update(id=project.id, label_config=COMPARE_CONFIG)
-            return project
-    if not create:
-        raise AnnotateError(f"no Label Studio project titled {title!r}")
-    return ls.projects.create(title=title, label_config=COMPARE_CONFIG,
-                              description="Which of two responses answers the prompt better?")
+    return find_or_create_project(ls, title, COMPARE_CONFIG, "Which of two responses answers the prompt better?",
+                                  create=create)
 
 
 def push(source: str | Path, title: str, sides_file: str | Path, *, iterations: list[int] | None = None,
