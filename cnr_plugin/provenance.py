@@ -17,7 +17,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-PACKAGES = ("cnr-plugin", "torch", "transformers", "axolotl", "lm_eval", "deepspeed", "peft", "numpy")
+PACKAGES = ("cnr-plugin", "torch", "transformers", "axolotl", "lm_eval", "deepspeed", "peft", "numpy", "openai", "httpx2",
+            "httpx")
 
 
 def _git(*args: str, cwd: Path) -> str | None:
