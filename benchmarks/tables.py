@@ -99,7 +99,8 @@ def falcon() -> str:
     lines = ["| config | GPUs | trainable | GB/GPU need | GB/GPU have | headroom | fits | goal |",
              "|---|---:|---:|---:|---:|---:|---|---|"]
     for r in data["rows"]:
-        lines.append(f"| `{Path(r['config']).name}`{'' if r['shipped'] else ' (contrast, not shipped)'} | "
+        name = Path(r['config']).name.replace(' (not shipped)', '')
+        lines.append(f"| `{name}`{'' if r['shipped'] else ' (contrast, not shipped)'} | "
                      f"{r['world_size']} | {r['trainable_params'] / 1e9:.3f} B | {r['gpu_gb_per_device']:.1f} | "
                      f"{r['gpu_memory_gb']:.0f} | {r['headroom']:.2f}x | "
                      f"{'yes' if r['fits'] else 'no'} | {_mark(r['met']) if r['shipped'] else '—'} |")
