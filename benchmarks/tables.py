@@ -215,7 +215,19 @@ def stop_levers(which: str) -> Callable[[], str]:
     return render
 
 
+def demo() -> str:
+    path = RESULTS / "demo" / "summary.json"
+    data = _load(path)
+    if data is None:
+        return _missing(path, "bash scripts/demo.sh && cp runs/demo/summary.json results/demo/")
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from demo import report
+
+    return "```\n" + report(data) + "\n```\n\n" + _source(data, path) + "\n"
+
+
 BLOCKS: dict[str, Callable[[], str]] = {
+    "demo": demo,
     "preprocess": preprocess, "packing": packing,
     "eval-throughput": _eval("eval_throughput", "python benchmarks/eval_throughput.py"),
     "eval-scaling": _eval("eval_scaling", "python benchmarks/eval_throughput.py --items 100 1000 --concurrency 32 "

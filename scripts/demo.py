@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -71,8 +72,39 @@ def example(results_dir: Path) -> str:
     return "  (no item was fixed at iteration 1)"
 
 
+GUIDE = ("What to look at: the win rate is the share of items whose revision the oracle prefers to the original "
+         "in both\nposition orders (a tie counts half; 0.5 = no change). The trained reviser's interval should sit "
+         "above 0.5\nand the difference to the control, on the same items, above 0. Parse failures are generations "
+         "the loop\ncould not read a revision from (it keeps the text). The SmolLM2 judge row is a pipeline check: "
+         "that model is near chance as a judge\n(it tends to answer 'A' in both orders, which scores as a tie).")
+
+
+def report(summary: dict, guide: bool = False) -> str:
+    """The final table from the demo's summary.json (read back as JSON: iteration keys are strings).
+    The same text ends the demo and, from the committed results/demo/summary.json, sits in README.md
+    (benchmarks/tables.py)."""
+    n, k_max = summary["items"], summary["iterations"]
+    lines = [f"{'reviser and judge':<46} {'iter':>4} {'win rate':>9} {'95% CI':>16}"]
+    for name, r in summary["runs"].items():
+        for k in range(1, k_max + 1):
+            lo, hi = r["ci95"][str(k)]
+            lines.append(f"{name:<46} {k:>4} {r['winrate'][str(k)]:>9.3f}   [{lo:.3f}, {hi:.3f}]")
+    lines.append("\ngenerations without a usable revision (parse failures): " + ", ".join(
+        f"{name.split(',')[0]} {r['parse_failures']} of {n * k_max}" for name, r in list(summary["runs"].items())[:2]))
+    for k in range(1, k_max + 1):
+        d = summary["trained_minus_control"][str(k)]
+        lines.append(f"trained minus control, iteration {k}, same {d['n']} items: {d['mean']:+.3f} "
+                     f"[{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}] (better on {d['wins']}, worse on {d['losses']}; "
+                     f"sign test p = {d['sign_test_p']:.2g})")
+    if guide:
+        lines.append("\n" + GUIDE)
+    lines.append("\nOne critique and revision of the trained model:\n" + summary["example"])
+    return "\n".join(lines)
+
+
 def main() -> int:
     from cnr_plugin.evaluation.stats import paired_difference
+    from cnr_plugin.provenance import provenance
     from cnr_plugin.models import convert_smollm2
     from cnr_plugin.report_html import write as write_page
     from cnr_plugin.synthetic import make_splits
@@ -111,29 +143,25 @@ def main() -> int:
     dirs = {name: Path(r["results_dir"]) for name, r in runs.items()}
     page = write_page(list(dirs.values()), rm.RUNS / "results.html", title="CnR demo: SmolLM2-135M on CPU")
     trained_rows, control_rows = samples(dirs["trained, oracle judge"]), samples(dirs["untrained (control), oracle judge"])
-    say(f"results ({round(time.time() - t0)} s)")
-    print(f"{'reviser and judge':<46} {'iter':>4} {'win rate':>9} {'95% CI':>16}")
-    for name, r in runs.items():
-        for k in range(1, ITERATIONS + 1):
-            wr, (lo, hi) = r[f"iter{k}"]["winrate"], r[f"iter{k}"]["ci95"]
-            print(f"{name:<46} {k:>4} {wr:>9.3f}   [{lo:.3f}, {hi:.3f}]")
-    print("\ngenerations without a usable revision (parse failures): " + ", ".join(
-        f"{name.split(',')[0]} {r['n_revision_parse_failures']:.0f} of {ITEMS * ITERATIONS}"
-        for name, r in list(runs.items())[:2]))
-    for k in range(1, ITERATIONS + 1):
-        d = paired_difference(item_scores(trained_rows, k), item_scores(control_rows, k))
-        print(f"trained minus control, iteration {k}, same {d['n']} items: {d['mean']:+.3f} "
-              f"[{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}] (better on {d['wins']}, worse on {d['losses']}; "
-              f"sign test p = {d['sign_test_p']:.2g})")
-    print("\nWhat to look at: the win rate is the share of items whose revision the oracle prefers to the "
-          "original in both\nposition orders (a tie counts half; 0.5 = no change). The trained reviser's interval "
-          "should sit above 0.5\nand the difference to the control, on the same items, above 0. Parse failures are "
-          "generations the loop\ncould not read a revision from (it keeps the text). The SmolLM2 judge row is a "
-          "pipeline check: that "
-          "model is near chance as a judge\n(it tends to answer 'A' in both orders, which scores as a tie).")
-    print("\nOne critique and revision of the trained model:\n" + example(dirs["trained, oracle judge"]))
+    summary = {
+        "provenance": provenance({"items": ITEMS, "iterations": ITERATIONS, "steps": STEPS, "records": 1000},
+                                 {"splits": 0, "training": 0}, repo=ROOT),
+        "ci_method": rm.CI_METHOD, "wall_s": round(time.time() - t0),
+        "peak_memory_mb": round(max(resource.getrusage(w).ru_maxrss for w in (resource.RUSAGE_SELF,
+                                                                              resource.RUSAGE_CHILDREN)) / 1024),
+        "items": ITEMS, "iterations": ITERATIONS,
+        "runs": {name: {"winrate": {k: r[f"iter{k}"]["winrate"] for k in range(1, ITERATIONS + 1)},
+                        "ci95": {k: r[f"iter{k}"]["ci95"] for k in range(1, ITERATIONS + 1)},
+                        "parse_failures": int(r["n_revision_parse_failures"])} for name, r in runs.items()},
+        "trained_minus_control": {k: paired_difference(item_scores(trained_rows, k), item_scores(control_rows, k))
+                                  for k in range(1, ITERATIONS + 1)},
+        "example": example(dirs["trained, oracle judge"]),
+    }
+    (rm.RUNS / "summary.json").write_text(json.dumps(summary, indent=2))
+    say(f"results ({summary['wall_s']} s)")
+    print(report(json.loads(json.dumps(summary)), guide=True))
     print(f"\nFiles: results page {page}\n       lm-eval results and samples {rm.RUNS / 'eval'}\n"
-          f"       logs {rm.RUNS}/*.log")
+          f"       logs {rm.RUNS}/*.log\n       this table as JSON, with provenance {rm.RUNS / 'summary.json'}")
     return 0
 
 
