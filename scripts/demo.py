@@ -157,11 +157,12 @@ def main() -> int:
                                   for k in range(1, ITERATIONS + 1)},
         "example": example(dirs["trained, oracle judge"]),
     }
-    (rm.RUNS / "summary.json").write_text(json.dumps(summary, indent=2))
+    path = rm.RUNS / "summary.json"
+    path.write_text(json.dumps(summary, indent=2))
     say(f"results ({summary['wall_s']} s)")
-    print(report(json.loads(json.dumps(summary)), guide=True))
+    print(report(json.loads(path.read_text()), guide=True))  # the table README shows, from the same file
     print(f"\nFiles: results page {page}\n       lm-eval results and samples {rm.RUNS / 'eval'}\n"
-          f"       logs {rm.RUNS}/*.log\n       this table as JSON, with provenance {rm.RUNS / 'summary.json'}")
+          f"       logs {rm.RUNS}/*.log\n       this table as JSON, with provenance {path}")
     return 0
 
 
