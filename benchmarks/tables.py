@@ -56,7 +56,9 @@ def preprocess() -> str:
     lines = ["| records | ours rec/s | alpaca rec/s | raw rec/s | ours / alpaca | ours / raw | goal (≥ 1.0x, ≥ 0.8x) |",
              "|---:|---:|---:|---:|---:|---:|---|"]
     for r in data["rows"]:
-        goal = _mark(r["met"]) if r["judged"] else "not judged (fixed costs dominate)"
+        goal = _mark(r["vs_alpaca"] >= 1.0 and r["vs_raw"] >= 0.8)
+        if not r["judged"]:  # shown as what it is, a miss where it misses, but not the benchmark's verdict
+            goal += " (below the size the goal is judged at: axolotl's fixed costs dominate)"
         lines.append(f"| {r['records']:,} | {r['cnr_records_per_s']:,.0f} | {r['alpaca_records_per_s']:,.0f} | "
                      f"{r['raw_records_per_s']:,.0f} | {r['vs_alpaca']:.2f}x | {r['vs_raw']:.2f}x | {goal} |")
     return "\n".join(lines) + "\n\n" + _source(data, path) + "\n"
