@@ -43,6 +43,12 @@ RESULTS = ROOT / "results" / "benchmarks"
 T0 = time.time()  # the benchmark's start (this module is imported first)
 
 
+def peak_memory_mb() -> int:
+    """The largest resident set of this process or any of its children so far, in MB."""
+    return round(max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+                 / 1024)
+
+
 def write_result(name: str, args: dict, rows: list[dict], goal: str, met: bool, out: Path | None = None,
                  seeds: dict | None = None, extra: dict | None = None) -> Path:
     """A benchmark's figures as JSON with the run's provenance (commit, dirty flag, versions,
@@ -52,9 +58,8 @@ def write_result(name: str, args: dict, rows: list[dict], goal: str, met: bool, 
 
     path = out or RESULTS / f"{name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    peak = max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
     data = {"benchmark": name, "provenance": provenance(args, seeds or {}, repo=ROOT), "goal": goal, "met": met,
-            "wall_s": round(time.time() - T0, 1), "peak_memory_mb": round(peak / 1024), "rows": rows, **(extra or {})}
+            "wall_s": round(time.time() - T0, 1), "peak_memory_mb": peak_memory_mb(), "rows": rows, **(extra or {})}
     path.write_text(json.dumps(data, indent=2))
     print(f"-> {path}")
     return path

@@ -48,11 +48,25 @@ def _missing(path: Path, command: str) -> str:
     return f"_No results file yet (`{path.relative_to(ROOT)}`); make it with `{command}`._\n"
 
 
-def preprocess() -> str:
-    path = RESULTS / "benchmarks" / "preprocess.json"
+def _from_file(path: Path, command: str, body: Callable[[dict], str]) -> str:
+    """A block made from one results file: ``body(data)``, then the line naming the file and its
+    run; or, where the file does not exist yet, the command that makes it."""
     data = _load(path)
     if data is None:
-        return _missing(path, "python benchmarks/preprocess.py --scaling")
+        return _missing(path, command)
+    return body(data) + "\n\n" + _source(data, path) + "\n"
+
+
+def _commit(data: dict) -> str:
+    return (data["provenance"].get("commit") or "?")[:10]
+
+
+def preprocess() -> str:
+    return _from_file(RESULTS / "benchmarks" / "preprocess.json", "python benchmarks/preprocess.py --scaling",
+                      _preprocess)
+
+
+def _preprocess(data: dict) -> str:
     lines = ["| records | ours rec/s | alpaca rec/s | raw rec/s | ours / alpaca | ours / raw | goal (≥ 1.0x, ≥ 0.8x) |",
              "|---:|---:|---:|---:|---:|---:|---|"]
     for r in data["rows"]:
@@ -61,43 +75,41 @@ def preprocess() -> str:
             goal += " (below the size the goal is judged at: axolotl's fixed costs dominate)"
         lines.append(f"| {r['records']:,} | {r['cnr_records_per_s']:,.0f} | {r['alpaca_records_per_s']:,.0f} | "
                      f"{r['raw_records_per_s']:,.0f} | {r['vs_alpaca']:.2f}x | {r['vs_raw']:.2f}x | {goal} |")
-    return "\n".join(lines) + "\n\n" + _source(data, path) + "\n"
+    return "\n".join(lines)
 
 
 def packing() -> str:
-    path = RESULTS / "benchmarks" / "packing.json"
-    data = _load(path)
-    if data is None:
-        return _missing(path, "python benchmarks/packing.py")
+    return _from_file(RESULTS / "benchmarks" / "packing.json", "python benchmarks/packing.py", _packing)
+
+
+def _packing(data: dict) -> str:
     lines = ["| data | sequence_len | mean length | packed | unpacked (dynamic padding) | padded to sequence_len | "
              "goal (packed ≥ 95 %) |", "|---|---:|---:|---:|---:|---:|---|"]
     for r in data["rows"]:
         lines.append(f"| {r['data']} | {r['sequence_len']} | {r['mean_length']:.0f} | {r['packed'] * 100:.1f} % | "
                      f"{r['unpacked'] * 100:.1f} % | {r['padded_to_sequence_len'] * 100:.1f} % | {_mark(r['met'])} |")
-    return "\n".join(lines) + "\n\n" + _source(data, path) + "\n"
+    return "\n".join(lines)
 
 
 def _eval(name: str, command: str) -> Callable[[], str]:
-    def render() -> str:
-        path = RESULTS / "benchmarks" / f"{name}.json"
-        data = _load(path)
-        if data is None:
-            return _missing(path, command)
-        lines = ["| C | items | K | latency | reviser calls | judge calls | ideal s | measured s | ratio | cached re-run s "
-                 "| calls | goal (≤ 1.15x, 0 calls) |", "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
-        for r in data["rows"]:
-            lines.append(f"| {r['concurrency']} | {r['items']} | {r['iterations']} | {r['latency_s'] * 1000:.0f} ms | "
-                         f"{r['reviser_calls']} | {r['judge_calls']} | {r['ideal_s']:.2f} | {r['measured_s']:.2f} | "
-                         f"{r['ratio']:.2f}x | {r['cached_s']:.2f} | {r['cached_calls']} | {_mark(r['met'])} |")
-        return "\n".join(lines) + "\n\n" + _source(data, path) + "\n"
-    return render
+    return lambda: _from_file(RESULTS / "benchmarks" / f"{name}.json", command, _eval_table)
+
+
+def _eval_table(data: dict) -> str:
+    lines = ["| C | items | K | latency | reviser calls | judge calls | ideal s | measured s | ratio | cached re-run s "
+             "| calls | goal (≤ 1.15x, 0 calls) |", "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for r in data["rows"]:
+        lines.append(f"| {r['concurrency']} | {r['items']} | {r['iterations']} | {r['latency_s'] * 1000:.0f} ms | "
+                     f"{r['reviser_calls']} | {r['judge_calls']} | {r['ideal_s']:.2f} | {r['measured_s']:.2f} | "
+                     f"{r['ratio']:.2f}x | {r['cached_s']:.2f} | {r['cached_calls']} | {_mark(r['met'])} |")
+    return "\n".join(lines)
 
 
 def falcon() -> str:
-    path = RESULTS / "benchmarks" / "falcon_memory.json"
-    data = _load(path)
-    if data is None:
-        return _missing(path, "python benchmarks/falcon_memory.py")
+    return _from_file(RESULTS / "benchmarks" / "falcon_memory.json", "python benchmarks/falcon_memory.py", _falcon)
+
+
+def _falcon(data: dict) -> str:
     lines = ["| config | GPUs | trainable | GB/GPU need | GB/GPU have | headroom | fits | goal |",
              "|---|---:|---:|---:|---:|---:|---|---|"]
     for r in data["rows"]:
@@ -106,7 +118,7 @@ def falcon() -> str:
                      f"{r['world_size']} | {r['trainable_params'] / 1e9:.3f} B | {r['gpu_gb_per_device']:.1f} | "
                      f"{r['gpu_memory_gb']:.0f} | {r['headroom']:.2f}x | "
                      f"{'yes' if r['fits'] else 'no'} | {_mark(r['met']) if r['shipped'] else '—'} |")
-    return "\n".join(lines) + "\n\n" + _source(data, path) + "\n"
+    return "\n".join(lines)
 
 
 def _ci(e: dict) -> str:
@@ -124,10 +136,10 @@ def _vs(e: dict) -> str:
 
 
 def mini_repro() -> str:
-    path = RESULTS / "mini_repro" / "summary.json"
-    data = _load(path)
-    if data is None:
-        return _missing(path, "python benchmarks/reproduce_mini.py")
+    return _from_file(RESULTS / "mini_repro" / "summary.json", "python benchmarks/reproduce_mini.py", _mini_repro)
+
+
+def _mini_repro(data: dict) -> str:
     k = int(data["provenance"]["arguments"]["iterations"])
     lines = ["| reviser | iter 1 | iter 2 | iter 3 | iter 4 | iter 5 | minus control, iter 1 | minus control, iter 5 "
              "| parse failures | beats control (goal) |", "|---|---|---|---|---|---|---|---|---:|---|"]
@@ -146,7 +158,7 @@ def mini_repro() -> str:
         lines.append(f"| {name} | " + " | ".join(
             (f"{f[x]['winrate']:.2f} ({f[x]['n']})" if isinstance(f.get(x), dict) else f"{f.get(x, float('nan')):.2f}")
             for x in fams) + " |")
-    return "\n".join(lines) + "\n\n" + _source(data, path) + "\n"
+    return "\n".join(lines)
 
 
 def mini_levers() -> str:
@@ -170,8 +182,7 @@ def mini_levers() -> str:
             continue
         run = next(r for n, r in data["runs"].items() if n != "control")
         lines.append(f"| {label} | {_ci(_it(run, 1))} | {_ci(_it(run, 5))} | {_vs(_it(run, 1))} | "
-                     f"{int(run['n_revision_parse_failures'])} | `{path.relative_to(ROOT)}` (commit "
-                     f"{(data['provenance'].get('commit') or '?')[:10]}) |")
+                     f"{int(run['n_revision_parse_failures'])} | `{path.relative_to(ROOT)}` (commit {_commit(data)}) |")
     return "\n".join(lines) + "\n" + "".join(f"\n- {m}" for m in missing) + ("\n" if missing else "")
 
 
@@ -192,7 +203,7 @@ def held_out() -> str:
         d = _it(run, 1).get("vs_control")
         goal = "—" if d is None else ("✓" if d["ci95"][0] > 0 else "✗ **loss**" if d["ci95"][1] < 0 else "✗ not shown")
         lines.append(f"| {fam} | {_ci(_it(run, 1))} | {_ci(_it(control, 1)) if control else '—'} | {_vs(_it(run, 1))} "
-                     f"| {goal} | `{path.relative_to(ROOT)}` (commit {(data['provenance'].get('commit') or '?')[:10]}) |")
+                     f"| {goal} | `{path.relative_to(ROOT)}` (commit {_commit(data)}) |")
     if missing:
         lines.append("")
         lines.append(f"Not run yet: {', '.join(missing)} (`python benchmarks/reproduce_mini.py --sizes 1000 "
@@ -218,14 +229,12 @@ def stop_levers(which: str) -> Callable[[], str]:
 
 
 def demo() -> str:
-    path = RESULTS / "demo" / "summary.json"
-    data = _load(path)
-    if data is None:
-        return _missing(path, "bash scripts/demo.sh && cp runs/demo/summary.json results/demo/")
     sys.path.insert(0, str(ROOT / "scripts"))
     from demo import report
 
-    return "```\n" + report(data) + "\n```\n\n" + _source(data, path) + "\n"
+    return _from_file(RESULTS / "demo" / "summary.json",
+                      "bash scripts/demo.sh && cp runs/demo/summary.json results/demo/",
+                      lambda data: "```\n" + report(data) + "\n```")
 
 
 BLOCKS: dict[str, Callable[[], str]] = {

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -28,6 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import reproduce_mini as rm  # noqa: E402
+from _common import peak_memory_mb  # noqa: E402
 
 ITEMS = int(os.environ.get("CNR_DEMO_ITEMS", "40"))
 ITERATIONS = 2
@@ -147,8 +147,7 @@ def main() -> int:
         "provenance": provenance({"items": ITEMS, "iterations": ITERATIONS, "steps": STEPS, "records": 1000},
                                  {"splits": 0, "training": 0}, repo=ROOT),
         "ci_method": rm.CI_METHOD, "wall_s": round(time.time() - t0),
-        "peak_memory_mb": round(max(resource.getrusage(w).ru_maxrss for w in (resource.RUSAGE_SELF,
-                                                                              resource.RUSAGE_CHILDREN)) / 1024),
+        "peak_memory_mb": peak_memory_mb(),
         "items": ITEMS, "iterations": ITERATIONS,
         "runs": {name: {"winrate": {k: r[f"iter{k}"]["winrate"] for k in range(1, ITERATIONS + 1)},
                         "ci95": {k: r[f"iter{k}"]["ci95"] for k in range(1, ITERATIONS + 1)},
