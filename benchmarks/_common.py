@@ -32,7 +32,7 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
 def saved_tokenizer(folder: Path) -> Path:
     """A tiny model directory with the SmolLM2 tokenizer (axolotl wants a model config beside it)."""
     if not (folder / "tokenizer.json").exists():
-        from cnr_plugin.models import make_tiny_model
+        from cnr_plugin.small_models import make_tiny_model
 
         make_tiny_model(folder)
     return folder

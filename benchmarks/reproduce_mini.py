@@ -206,7 +206,7 @@ def main() -> int:
     os.environ.update(AXOLOTL_DO_NOT_TRACK="1", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false",
                       CNR_CACHE_DIR=str(RUNS / "cache"))
     t0 = time.time()
-    from cnr_plugin.models import convert_smollm2
+    from cnr_plugin.small_models import convert_smollm2
     from cnr_plugin.provenance import provenance
     from cnr_plugin.report import load_runs, plot
     from cnr_plugin.synthetic import TASKS, make_splits

@@ -85,7 +85,7 @@ def main() -> int:
         plot(summary, a.table.parent / "stop_levers.png", iterations)
         return 0
     from cnr_plugin.evaluation.stats import paired_difference
-    from cnr_plugin.models import convert_smollm2
+    from cnr_plugin.small_models import convert_smollm2
     from cnr_plugin.provenance import provenance
     from cnr_plugin.synthetic import make_splits
 

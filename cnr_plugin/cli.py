@@ -105,7 +105,7 @@ def models_smollm2(out_dir: Path) -> None:
     from .errors import require
 
     require("cnr models smollm2", "axolotl", "gguf", "torch", "transformers")
-    from .models import convert_smollm2
+    from .small_models import convert_smollm2
 
     click.echo(f"SmolLM2-135M-Instruct -> {convert_smollm2(out_dir)}")
 
@@ -119,7 +119,7 @@ def models_tiny(out_dir: Path, arch: str, seed: int) -> None:
     from .errors import require
 
     require("cnr models tiny", "axolotl", "gguf", "torch", "transformers")
-    from .models import make_tiny_model
+    from .small_models import make_tiny_model
 
     click.echo(f"tiny {arch} -> {make_tiny_model(out_dir, arch=arch, seed=seed)}")
 
@@ -401,7 +401,7 @@ def annotate_responses(prompts: Path, base_url: str, model_name: str, api_key_en
 def annotate_push(responses: Path, title: str, fields_spec: str | None, draft_base_url: str | None,
                   draft_model: str | None, draft_format: str, draft_fewshot: int, api_key_env: str | None) -> None:
     """Import (prompt, response) pairs as tasks; re-pushing the same ids adds nothing."""
-    from .annotate import draft_revisions, push
+    from .annotation.collect import draft_revisions, push
     from .records import ResponseRecord, field_map, read_responses
 
     fields = field_map(fields_spec, option="--fields", model=ResponseRecord)
@@ -435,7 +435,7 @@ def annotate_push(responses: Path, title: str, fields_spec: str | None, draft_ba
 @click.option("--strict", is_flag=True, help="exit 1 if any task or annotation was reported")
 def annotate_pull(title: str, out: Path, policy: str, strict: bool) -> None:
     """Export annotations as validated CnR records; problems are reported with task ids."""
-    from .annotate import pull, write_records
+    from .annotation.collect import pull, write_records
 
     res = pull(title, policy=policy)  # type: ignore[arg-type]
     for line in res.problems:
@@ -467,7 +467,7 @@ def annotate_compare() -> None:
 def annotate_compare_push(source: Path, title: str, sides_file: Path, iterations: tuple[int, ...], seed: int) -> None:
     """Import original-vs-revision pairs from an lm-eval output folder (with --log_samples) or
     `cnr revise` output; sides are randomised and recorded in --sides."""
-    from .compare import push
+    from .annotation.compare import push
 
     project, imported, skipped = push(source, title, sides_file, iterations=list(iterations) or None, seed=seed)
     click.echo(f"project {project}: {imported} pairs imported, {skipped} already there; sides -> {sides_file}")
@@ -480,7 +480,7 @@ def annotate_compare_push(source: Path, title: str, sides_file: Path, iterations
               help="folder for human_results.json (e.g. the lm-eval output folder, so `cnr report` shows both)")
 def annotate_compare_pull(title: str, sides_file: Path, out: Path) -> None:
     """Human win rate per iteration, agreement with the LLM judge and between annotators."""
-    from .compare import pull
+    from .annotation.compare import pull
 
     result, problems = pull(title, sides_file, out)
     for line in problems:

@@ -22,6 +22,19 @@ def openai_module(command: str = "this command") -> Any:
     return openai
 
 
+#: HTTP statuses the openai client retries (besides connection errors and timeouts), as its ``_should_retry``
+RETRIED_STATUSES = frozenset({408, 409, 429})
+
+
+def describe_failure(exc: Any, max_retries: int) -> str:
+    """How a request failed for good, without claiming retries that were not made: the client
+    retries 408, 409, 429, 5xx and connection errors, and gives up at once on other statuses."""
+    status = getattr(exc, "status_code", None)
+    if status is not None and status not in RETRIED_STATUSES and status < 500:
+        return f"HTTP {status}, not retried"
+    return f"{f'HTTP {status}' if status else type(exc).__name__} after {max_retries} retries"
+
+
 def make_client(base_url: str, api_key: str, *, timeout_s: float, max_retries: int, command: str) -> Any:
     return openai_module(command).OpenAI(base_url=base_url, api_key=api_key, timeout=timeout_s,
                                          max_retries=max_retries)

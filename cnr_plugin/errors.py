@@ -9,6 +9,8 @@ catches it like any other exception.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class CnRError(Exception):
     """A run that cannot go on, for a reason the user can fix; ``str()`` is one line."""
@@ -22,7 +24,7 @@ class CnRError(Exception):
         return " ".join(super().__str__().split("\n"))
 
 
-def closest(name: str, known, what: str = "key") -> str:
+def closest(name: str, known: Any, what: str = "key") -> str:
     """``unknown key 'x'; did you mean 'y'?`` (the suggestion only when one is close)."""
     import difflib
 
@@ -42,3 +44,18 @@ def require(command: str, extra: str, *modules: str) -> None:
     missing = [m for m in modules if importlib.util.find_spec(m) is None]
     if missing:
         raise MissingExtra(f"{command} needs {', '.join(missing)}: pip install \"cnr-plugin[{extra}]\"")
+
+
+def validation_error(exc: Any) -> tuple[str, str]:
+    """The first error of a pydantic ``ValidationError`` as (dotted key, message): the one
+    translation every options model and record reader builds its one line from."""
+    err = exc.errors()[0]
+    key = ".".join(str(p) for p in err["loc"])
+    msg = "is missing" if err["type"] == "missing" else err["msg"].removeprefix("Value error, ")
+    return key, msg
+
+
+def one_line(exc: Any) -> str:
+    """``'key': message`` of a pydantic ``ValidationError``."""
+    key, msg = validation_error(exc)
+    return f"'{key}': {msg}" if key else msg

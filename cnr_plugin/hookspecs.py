@@ -32,16 +32,16 @@ def register_formats(register: Callable[[Any], None]) -> None:
 
 
 @hookspec
-def register_judges(register: Callable[[str, Callable[..., Any]], None]) -> None:
+def register_judges(register: Callable[[Any], None]) -> None:
     """Register pairwise judges.
 
-    Call ``register(name, factory)``; ``factory(config)`` gets the validated judge YAML
-    (:class:`cnr_plugin.judging.JudgeConfig`) and returns an object that follows
-    :class:`cnr_plugin.evaluation.Judge` (subclass :class:`cnr_plugin.evaluation.JudgeBase` for
-    its defaults): ``judge_one(pair) -> Verdict``; ``reads``, the fields of the pair its verdict
-    depends on (``prompt``, ``a``, ``b``, ``meta``; default all), which make the verdict's
-    identity for deduplication and the cache; ``cacheable`` (default False); ``check_reachable()``
-    and ``check_item(item)``, called before any generation (raise ``JudgeConfigError``). ``name``
-    is what the ``judge:`` key of a judge YAML selects. Position orders, caching, concurrency and
-    scoring are done around it by :class:`cnr_plugin.evaluation.JudgeRunner`.
+    Call ``register(JudgeClass)`` for each judge: a class with ``name`` (what ``judge:`` in a judge
+    YAML selects; unique across plugins), ``Options`` (a :class:`cnr_plugin.judges.JudgeOptions`
+    subclass: the judge's own YAML keys, validated, and hashed into its verdicts' cache key except
+    those it names in ``not_in_key``) and ``judge_one(pair) -> Verdict``; it is built as
+    ``JudgeClass(options)``. Subclass :class:`cnr_plugin.judges.JudgeBase` for the defaults:
+    ``reads`` (the fields of the pair its verdict depends on: ``prompt``, ``a``, ``b``, ``meta``;
+    default all), ``cacheable`` (default False), ``check_reachable()`` and ``check_item(item)``
+    (called before any generation; raise ``JudgeConfigError``). Position orders, caching,
+    concurrency and scoring are done around it by :class:`cnr_plugin.evaluation.JudgeRunner`.
     """

@@ -7,7 +7,6 @@ built-ins always load. :func:`plugin_versions` says which plugins took part.
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import os
 import threading
@@ -17,7 +16,7 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
-from .errors import CnRError
+from .errors import CnRError, closest
 
 ENTRY_POINT_GROUP = "cnr_plugin"
 DEFAULT_PLUGINS = ("cnr_plugin.default_plugins.formats", "cnr_plugin.default_plugins.judges")
@@ -85,30 +84,40 @@ def register(plugin: Any, name: str | None = None) -> None:
 
 
 def _collect(hook_name: str, make_key: Any) -> dict[str, Any]:
-    pm = get_plugin_manager()
+    """What the plugins register through ``hook_name``, called through pluggy's hook caller (so
+    tracing and ordering work); a name registered twice is an error naming both modules."""
     found: dict[str, Any] = {}
     owners: dict[str, str] = {}
-    for impl in getattr(pm.hook, hook_name).get_hookimpls():
-        plugin_name = pm.get_name(impl.plugin) or repr(impl.plugin)
 
-        def register(*args: Any, _owner: str = plugin_name) -> None:
-            key, value = make_key(*args)
-            if key in found:
-                raise PluginError(f"{hook_name}: {key!r} is registered twice, by {owners[key]} and by {_owner}")
-            found[key], owners[key] = value, _owner
+    def register(*args: Any) -> None:
+        key, value, owner = make_key(*args)
+        if key in found:
+            raise PluginError(f"{hook_name}: {key!r} is registered twice, by {owners[key]} and by {owner}")
+        found[key], owners[key] = value, owner
 
-        impl.function(register=register)
+    getattr(get_plugin_manager().hook, hook_name)(register=register)
     return found
 
 
-def _format_entry(fmt: Any) -> tuple[str, Any]:
+def _format_entry(fmt: Any) -> tuple[str, Any, str]:
     from .formats import CnRFormat
 
     if isinstance(fmt, type):
         fmt = fmt()
     if not isinstance(fmt, CnRFormat) or not fmt.name:
         raise PluginError(f"register_formats: {fmt!r} is not a named cnr_plugin.formats.CnRFormat")
-    return fmt.name, fmt
+    return fmt.name, fmt, type(fmt).__module__
+
+
+def _judge_entry(cls: Any) -> tuple[str, Any, str]:
+    from .judges import JudgeOptions
+
+    options = getattr(cls, "Options", None)
+    if (not isinstance(cls, type) or not getattr(cls, "name", None) or not callable(getattr(cls, "judge_one", None))
+            or not (isinstance(options, type) and issubclass(options, JudgeOptions))):
+        raise PluginError(f"register_judges: {cls!r} is not a judge class with a name, an Options model "
+                          "(a cnr_plugin.judges.JudgeOptions subclass) and judge_one()")
+    return cls.name, cls, cls.__module__
 
 
 def get_formats() -> dict[str, Any]:
@@ -117,23 +126,22 @@ def get_formats() -> dict[str, Any]:
 
 
 def get_judges() -> dict[str, Any]:
-    """All registered judge factories by name."""
-    return _collect("register_judges", lambda name, factory: (name, factory))
+    """All registered judge classes by name."""
+    return _collect("register_judges", _judge_entry)
 
 
 def _lookup(kind: str, name: str, table: dict[str, Any]) -> Any:
     if name in table:
         return table[name]
-    close = difflib.get_close_matches(name, table, n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    raise PluginError(f"unknown {kind} {name!r}{hint} (known: {', '.join(sorted(table))})")
+    raise PluginError(f"{closest(name, table, kind)} (known: {', '.join(sorted(table))})")
 
 
 def get_format(name: str) -> Any:
     return _lookup("CnR format", name, get_formats())
 
 
-def get_judge_factory(name: str) -> Any:
+def get_judge(name: str) -> Any:
+    """The judge class registered as ``name``."""
     return _lookup("judge", name, get_judges())
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .evaluation import score_orders
-from .judging import Verdict
+from .judges import Verdict
 from .report import Run, load_runs
 
 

@@ -41,7 +41,7 @@ def say(text: str) -> None:
 
 def start_judge_server(log: Path) -> subprocess.Popen:
     py = ROOT / ".venv-llama" / "bin" / "python"
-    gguf = subprocess.run([str(py), "-c", "from cnr_plugin.models import smollm2_gguf; print(smollm2_gguf())"],
+    gguf = subprocess.run([str(py), "-c", "from cnr_plugin.small_models import smollm2_gguf; print(smollm2_gguf())"],
                           capture_output=True, text=True, check=True).stdout.strip()
     proc = subprocess.Popen([str(py), "-m", "llama_cpp.server", "--model", gguf, "--host", "127.0.0.1", "--port",
                              str(PORT), "--n_ctx", "4096", "--chat_format", "chatml", "--model_alias", "smollm2"],
@@ -105,7 +105,7 @@ def report(summary: dict, guide: bool = False) -> str:
 def main() -> int:
     from cnr_plugin.evaluation.stats import paired_difference
     from cnr_plugin.provenance import provenance
-    from cnr_plugin.models import convert_smollm2
+    from cnr_plugin.small_models import convert_smollm2
     from cnr_plugin.report_html import write as write_page
     from cnr_plugin.synthetic import make_splits
 

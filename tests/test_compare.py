@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cnr_plugin.compare import (
+from cnr_plugin.annotation.compare import (
     CompareError,
     agreement,
     cohen_kappa,

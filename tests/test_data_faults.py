@@ -69,7 +69,7 @@ def test_overlong_records_warned_with_count_and_ids(tmp_path):
     path = tmp_path / "d.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     tok = tmp_path / "tok"
-    from cnr_plugin.models import load_smollm2_tokenizer
+    from cnr_plugin.small_models import load_smollm2_tokenizer
 
     load_smollm2_tokenizer().save_pretrained(tok)
     proc = subprocess.run([str(Path(sys.executable).parent / "cnr"), "validate", str(path), "--tokenizer", str(tok),

@@ -16,7 +16,6 @@ from cnr_plugin.errors import CnRError
 from cnr_plugin.evaluation import (
     MAX_ITERATIONS,
     Item,
-    JudgeBase,
     JudgeRunner,
     OversizedError,
     RunConfig,
@@ -30,7 +29,7 @@ from cnr_plugin.evaluation import (
     verdict_key,
 )
 from cnr_plugin.formats import Prompted
-from cnr_plugin.judging import JudgeConfigError, JudgePair, Verdict, load_judge_config
+from cnr_plugin.judges import JudgeBase, JudgeConfigError, JudgePair, Verdict, load_judge_config
 from cnr_plugin.plugins import get_format
 
 REFERENCE = {"judge": "oracle", "checker": "reference"}
@@ -301,7 +300,7 @@ def test_oversized_inputs_error_or_are_skipped_by_id():
 # 11. one error base ------------------------------------------------------------------------------
 
 def test_every_plugin_error_is_a_cnr_error_and_none_is_a_system_exit():
-    from cnr_plugin.annotate import AnnotateError
+    from cnr_plugin.annotation.collect import AnnotateError
     from cnr_plugin.evaluation import GenerationError, TooManyFailures
     from cnr_plugin.plugins import PluginError
     from cnr_plugin.records import CnRDataError

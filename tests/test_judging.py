@@ -14,15 +14,15 @@ from cnr_plugin.evaluation import (
     TooManyFailures,
     bootstrap_ci,
     paired_difference,
-    make_judge,
     score_orders,
     summarize,
 )
-from cnr_plugin.judging import (
+from cnr_plugin.judges import (
     JudgeConfigError,
     JudgePair,
     Verdict,
     load_judge_config,
+    make_judge,
     parse_verdict,
     render_judge_prompt,
 )
@@ -122,7 +122,7 @@ def test_runner_caches_and_counts(tmp_path):
     assert [j.score for j in again.judge_comparisons(comparisons())] == [1.0] * 4
     assert judge.calls == 8 and again.cache_hits == 8
     # another judge config is another cache key
-    other = JudgeRunner(judge, config(temperature=0.7), cache, progress=False)
+    other = JudgeRunner(judge, config(checker="reference"), cache, progress=False)
     other.judge_comparisons(comparisons(1))
     assert judge.calls == 10
 
@@ -159,7 +159,8 @@ def test_oracle_judge():
 
 
 @pytest.mark.parametrize("data, message", [
-    ({"judge": "openai", "modle": "x"}, "unknown key 'modle'; did you mean 'model'"),
+    ({"judge": "openai", "modle": "x"}, "unknown key 'modle'; did you mean 'model'\\? for judge 'openai'"),
+    ({"judge": "oracle", "model": "x"}, "unknown key 'model' for judge 'oracle'"),
     ({"judge": "openai", "temperature": "hot"}, "'temperature'"),
     ({"judge": "opneai"}, None),
 ])
@@ -173,14 +174,14 @@ def test_judge_config_errors(tmp_path, data, message):
         from cnr_plugin.plugins import PluginError
 
         with pytest.raises(PluginError, match="did you mean 'openai'"):
-            make_judge(load_judge_config(path))
+            load_judge_config(path)
 
 
 def test_api_key_from_env_never_in_messages(monkeypatch):
     monkeypatch.delenv("CNR_TEST_KEY", raising=False)
     cfg = load_judge_config({"model": "m", "base_url": "http://127.0.0.1:9/v1", "api_key_env": "CNR_TEST_KEY"})
     with pytest.raises(JudgeConfigError, match=r"\$CNR_TEST_KEY, which is not set"):
-        cfg.api_key()
+        cfg.options.api_key()
     monkeypatch.setenv("CNR_TEST_KEY", "sk-sentinel-123")
     assert "sk-sentinel" not in json.dumps(cfg.fingerprint())
     judge = make_judge(cfg)

@@ -54,7 +54,7 @@ def test_cnr_winrate_real_server_then_cached(tmp_path, llama_server):
             pairs |= {(doc["prompt"], st["result"], doc["response"]), (doc["prompt"], doc["response"], st["result"])}
     judge_calls = llama_server.requests("chat/completions") - judge_before
     # `cnr annotate compare push` reads these real samples: every changed revision with its verdict
-    from cnr_plugin.compare import CompareError, read_pairs
+    from cnr_plugin.annotation.compare import CompareError, read_pairs
 
     try:
         compare = read_pairs(tmp_path / "out")

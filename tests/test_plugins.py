@@ -54,3 +54,54 @@ def test_duplicate_names_are_an_error(installed_plugin):
     plugins.register(Impostor(), name="impostor")
     with pytest.raises(plugins.PluginError, match="'plain' is registered twice"):
         plugins.get_formats()
+
+
+# issue 24: a judge from another package, with an option of its own -------------------------------
+
+def test_entry_point_judge_has_its_own_options_in_its_cache_key(installed_plugin, tmp_path):
+    from cnr_plugin.cache import Cache
+    from cnr_plugin.evaluation import Item, judge_revisions, verdict_key
+    from cnr_plugin.judges import JudgeConfigError, JudgePair, load_judge_config, make_judge
+
+    longer, shorter = load_judge_config({"judge": "length"}), load_judge_config({"judge": "length", "prefer": "shorter"})
+    assert longer.options.prefer == "longer" and shorter.options.prefer == "shorter"
+    pair = JudgePair("p", "a long text", "short")
+    assert verdict_key(longer, make_judge(longer), pair) != verdict_key(shorter, make_judge(shorter), pair)
+    # the judge validates its own options: a misspelt key or a bad value fails in one line
+    with pytest.raises(JudgeConfigError, match="unknown key 'prefr'; did you mean 'prefer'\\? for judge 'length'"):
+        load_judge_config({"judge": "length", "prefr": "shorter"})
+    with pytest.raises(JudgeConfigError, match="'prefer': Input should be 'longer' or 'shorter'"):
+        load_judge_config({"judge": "length", "prefer": "middle"})
+
+    items, results = [Item("1", "p", "short")], {"1": [(1, "a longer revision")]}
+    cache = Cache(tmp_path / "c.sqlite")
+    first = judge_revisions(items, results, longer, cache=cache, progress=False)
+    again = judge_revisions(items, results, longer, cache=cache, progress=False)
+    other = judge_revisions(items, results, shorter, cache=cache, progress=False)
+    assert (first.calls, again.calls, again.cache_hits, other.calls) == (2, 0, 2, 2)
+    assert first.summary["rows"][0]["winrate"] == 1.0 and other.summary["rows"][0]["winrate"] == 0.0
+    assert {"name": "length", "distribution": "cnr-length-judge", "version": "0.1"} in plugins.plugin_versions()
+
+
+def test_a_registered_judge_must_be_a_judge_class(installed_plugin):
+    class NotAJudge:
+        @plugins.hookspecs.hookimpl
+        def register_judges(self, register):
+            register(lambda options: None)
+
+    plugins.register(NotAJudge(), name="not-a-judge")
+    with pytest.raises(plugins.PluginError, match="is not a judge class"):
+        plugins.get_judges()
+
+
+def test_hooks_go_through_pluggys_hook_caller(installed_plugin):
+    """Tracing sees every registration hook call (datasette and llm call hooks the same way)."""
+    seen = []
+    pm = plugins.get_plugin_manager()
+    undo = pm.add_hookcall_monitoring(lambda name, impls, kwargs: seen.append(name), lambda *a: None)
+    try:
+        plugins.get_judges()
+        plugins.get_formats()
+    finally:
+        undo()
+    assert seen == ["register_judges", "register_formats"]

@@ -10,9 +10,10 @@ import re
 import pytest
 import yaml
 
-from cnr_plugin.evaluation import Item, judge_revisions, make_judge, score_orders
-from cnr_plugin.judging import Verdict, load_judge_config
-from cnr_plugin.judging.base import verdict_probs
+from cnr_plugin.evaluation import Item, judge_revisions, score_orders
+from cnr_plugin.judges import make_judge
+from cnr_plugin.judges import Verdict, load_judge_config
+from cnr_plugin.judges.base import verdict_probs
 
 
 def tok(token, alts):
@@ -80,16 +81,19 @@ def test_weighted_win_rate_from_a_biased_judge_with_logprobs(tmp_path):
 
 
 def test_no_logprobs_falls_back_to_letters_with_one_warning(tmp_path, caplog):
-    with caplog.at_level(logging.WARNING, logger="cnr_plugin.judging"):
+    with caplog.at_level(logging.WARNING, logger="cnr_plugin.judges"):
         ev = run(tmp_path, "probability", logprobs=False)
     assert all(j.forward.probs is None for j in ev.judged)
     assert caplog.text.count("returned no log-probabilities") == 1
 
 
 def test_verdict_mode_is_part_of_the_verdict_identity():
-    a = load_judge_config({"judge": "oracle", "checker": "reference"}).fingerprint()
-    b = load_judge_config({"judge": "oracle", "checker": "reference", "verdict": "probability"}).fingerprint()
+    base = {"judge": "openai", "model": "m", "base_url": "http://127.0.0.1:9/v1"}
+    a = load_judge_config(base).fingerprint()
+    b = load_judge_config({**base, "verdict": "probability"}).fingerprint()
     assert a != b
+    # settings that cannot change a verdict stay out of the key
+    assert load_judge_config({**base, "timeout_s": 5, "max_retries": 0, "concurrency": 1}).fingerprint() == a
 
 
 @pytest.mark.integration

@@ -13,10 +13,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cnr_plugin.evaluation import Item, JudgeBase, JudgeGate, judge_revisions, revise
+from cnr_plugin.evaluation import Item, JudgeGate, judge_revisions, revise
+from cnr_plugin.judges import JudgeBase
 from cnr_plugin.formats import Prompted
 from cnr_plugin.formats.base import says_no_cons
-from cnr_plugin.judging import Verdict, load_judge_config
+from cnr_plugin.judges import Verdict, load_judge_config
 from cnr_plugin.plugins import get_format
 from cnr_plugin.records import CnRRecord
 
@@ -165,7 +166,7 @@ def test_accept_judge_with_a_position_biased_judge_keeps_the_original():
 
 
 def test_accept_judge_with_the_oracle_is_monotone():
-    from cnr_plugin.evaluation import make_judge
+    from cnr_plugin.judges import make_judge
 
     config = load_judge_config(ORACLE)
     gate = JudgeGate(make_judge(config), config)

@@ -9,8 +9,8 @@ import pytest
 from conftest import ROOT, axolotl_env, needs_torch
 
 from cnr_plugin import synthetic
-from cnr_plugin.evaluation import make_judge
-from cnr_plugin.judging import JudgePair, load_judge_config
+from cnr_plugin.judges import make_judge
+from cnr_plugin.judges import JudgePair, load_judge_config
 from cnr_plugin.formats.base import says_no_cons
 from cnr_plugin.records import read_records
 

@@ -233,6 +233,8 @@ class OpenAIBackend:
     def generate(self, requests: Sequence[Prompted], on_done: Callable[[int, str], None] | None = None) -> list[str]:
         import openai
 
+        from cnr_plugin.endpoints import describe_failure
+
         out: list[str] = [""] * len(requests)
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
             futures = {pool.submit(self._one, req): i for i, req in enumerate(requests)}
@@ -242,13 +244,12 @@ class OpenAIBackend:
                 try:
                     out[i] = fut.result()
                 except openai.APIError as exc:
-                    status = getattr(exc, "status_code", None)
-                    failed.append(f"HTTP {status}" if status else type(exc).__name__)
+                    failed.append(describe_failure(exc, self.max_retries))
                     continue
                 if on_done is not None:
                     on_done(i, out[i])
         if failed:
             raise GenerationError(f"{self.role} at {self.base_url}: {len(failed)} of {len(requests)} requests failed "
-                                  f"after {self.max_retries} retries ({failed[0]}); the {len(requests) - len(failed)} "
+                                  f"({failed[0]}); the {len(requests) - len(failed)} "
                                   "that succeeded are cached: run the same command again to resume")
         return out

@@ -1,4 +1,5 @@
-"""Judging revisions: the judge protocol, verdict identity, the runner, and the one pipeline.
+"""Judging revisions: verdict identity, the runner, and the one pipeline (the judges themselves
+are :mod:`cnr_plugin.judges`').
 
 A verdict is a function of the judge's settings and of what the judge reads of a pair. The judge
 declares the latter (``reads``), and both the in-run dedupe key and the cache key are made of
@@ -12,68 +13,24 @@ import logging
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from cnr_plugin.cache import Cache, make_key
 from cnr_plugin.errors import CnRError
-from cnr_plugin.judging.base import JudgePair, Verdict
-from cnr_plugin.judging.config import JudgeConfig, JudgeConfigError, load_judge_config
+from cnr_plugin.judges import JudgeConfig, JudgeConfigError, JudgePair, Verdict, judge_reads, load_judge_config, make_judge
 
 from .generation import Item
 from .stats import bootstrap_ci, length_controlled
 
 LOG = logging.getLogger("cnr_plugin.evaluation")
-#: what a judge may read of a pair
-PAIR_FIELDS = frozenset({"prompt", "a", "b", "meta"})
-
-
-@runtime_checkable
-class Judge(Protocol):
-    """What a registered judge factory returns (see ``hookspecs.register_judges``).
-
-    ``reads``: the fields of a :class:`JudgePair` the verdict depends on (the verdict's identity
-    besides the judge settings); ``cacheable``: verdicts may be kept across runs; ``check_item``
-    raises :class:`~cnr_plugin.judging.JudgeConfigError` for an item this judge cannot judge
-    (called for every item before any generation). A plugin judge that leaves out ``reads``,
-    ``cacheable`` or ``check_item`` gets the safe defaults of :class:`JudgeBase`.
-    """
-
-    reads: ClassVar[frozenset[str]]
-    cacheable: ClassVar[bool]
-
-    def check_reachable(self) -> None: ...
-
-    def check_item(self, item: Item) -> None: ...
-
-    def judge_one(self, pair: JudgePair) -> Verdict: ...
-
-
-class JudgeBase:
-    """Safe defaults for judges: reads everything, is not cached, accepts every item."""
-
-    reads: ClassVar[frozenset[str]] = PAIR_FIELDS
-    cacheable: ClassVar[bool] = False
-
-    def check_reachable(self) -> None:
-        pass
-
-    def check_item(self, item: Item) -> None:
-        pass
-
-
-def judge_reads(judge: Any) -> frozenset[str]:
-    reads = frozenset(getattr(judge, "reads", PAIR_FIELDS))
-    if not reads <= PAIR_FIELDS:
-        raise JudgeConfigError(f"judge {type(judge).__name__} declares reads={sorted(reads)}; "
-                               f"allowed: {sorted(PAIR_FIELDS)}")
-    return reads
 
 
 def verdict_key(config: JudgeConfig, judge: Any, pair: JudgePair) -> str:
-    """Everything a verdict depends on: judge settings, judge class, and the fields it reads."""
+    """Everything a verdict depends on: the judge and its options (less those it keeps out of the
+    key), the judge's class, and the fields of the pair it reads."""
     reads = judge_reads(judge)
     impl = f"{type(judge).__module__}.{type(judge).__qualname__}"
     return make_key("judge", config.fingerprint(), impl, {f: getattr(pair, f) for f in sorted(reads)})
@@ -253,15 +210,6 @@ def summarize(judged: Sequence[Judged], max_failed_fraction: float = 1.0) -> dic
     if judged and n_bad == len(judged):
         raise TooManyFailures("no comparison could be judged")
     return {"rows": rows, "n_comparisons": len(judged), "n_excluded": n_bad}
-
-
-def make_judge(config: JudgeConfig) -> Any:
-    """The judge the config names, built by the plugin that registered it."""
-    from cnr_plugin.plugins import get_judge_factory
-
-    judge = get_judge_factory(config.judge)(config)
-    judge_reads(judge)
-    return judge
 
 
 def prepare_judge(spec: Any, items: Sequence[Item] = (), source: str = "responses") -> tuple[JudgeConfig, Any]:

@@ -26,9 +26,8 @@ from lm_eval.api.registry import get_model
 from lm_eval.utils import simple_parse_args_string
 
 from cnr_plugin.cache import Cache
-from cnr_plugin.evaluation import (DEFAULT_MAX_INPUT_TOKENS, JudgeGate, RunConfig, check_lengths, examples_for,
-                                   make_judge, revise)
-from cnr_plugin.judging import load_judge_config
+from cnr_plugin.evaluation import DEFAULT_MAX_INPUT_TOKENS, JudgeGate, RunConfig, check_lengths, examples_for, revise
+from cnr_plugin.judges import load_judge_config, make_judge
 from cnr_plugin.formats import Prompted
 from cnr_plugin.plugins import get_format
 

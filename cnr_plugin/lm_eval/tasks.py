@@ -16,7 +16,7 @@ from typing import Any
 from cnr_plugin.cache import Cache
 from cnr_plugin.evaluation import (RunConfig, bootstrap_ci, examples_for, judge_revisions, length_controlled,
                                    prepare_judge, run_config)
-from cnr_plugin.judging import load_judge_config
+from cnr_plugin.judges import load_judge_config
 from cnr_plugin.plugins import get_format
 
 from . import CnRRunError, run_errors

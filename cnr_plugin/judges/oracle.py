@@ -13,11 +13,11 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
-from cnr_plugin.evaluation.judging import JudgeBase
+from pydantic import Field
+
 from cnr_plugin.formats.base import prompt_text
 
-from .base import JudgePair, Verdict
-from .config import JudgeConfig, JudgeConfigError
+from .base import JudgeBase, JudgeConfigError, JudgeOptions, JudgePair, Verdict
 
 
 def keywords(prompt: str, response: str, meta: dict[str, Any]) -> float:
@@ -51,24 +51,34 @@ def load_checker(spec: str) -> Callable[[str, str, dict[str, Any]], float]:
         raise JudgeConfigError(f"oracle checker {spec!r} cannot be loaded: {exc}") from None
 
 
+class OracleOptions(JudgeOptions):
+    """Options of the ``oracle`` judge."""
+
+    checker: str | None = Field(None, description="'module:function' scoring (prompt, response, meta), or the "
+                                "name of a built-in checker (keywords, reference)")
+
+
 class OracleJudge(JudgeBase):
+    name = "oracle"
+    Options = OracleOptions
     #: the checker reads the item's meta: it is part of every verdict's identity
     reads = frozenset({"prompt", "a", "b", "meta"})
     #: a checker's code can change between runs: verdicts are recomputed, never cached
     cacheable = False
+    options: OracleOptions
 
-    def __init__(self, config: JudgeConfig):
-        if not config.checker:
+    def __init__(self, options: OracleOptions):
+        super().__init__(options)
+        if not options.checker:
             raise JudgeConfigError("the oracle judge needs `checker:` (e.g. keywords, or my_module:score)")
-        self.config = config
-        self.checker = load_checker(config.checker)
+        self.checker = load_checker(options.checker)
 
     def check_item(self, item: Any) -> None:
         """The checker must be able to score the item's original response."""
         try:
             float(self.checker(prompt_text(item.prompt), item.response, item.meta))
         except Exception as exc:
-            raise JudgeConfigError(f"oracle checker {self.config.checker!r} cannot score the original response: "
+            raise JudgeConfigError(f"oracle checker {self.options.checker!r} cannot score the original response: "
                                    f"{type(exc).__name__}: {exc}") from None
 
     def judge_one(self, pair: JudgePair) -> Verdict:

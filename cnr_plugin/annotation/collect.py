@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from .errors import CnRError
-from .records import CnRDataError, CnRRecord, read_responses
+from cnr_plugin.errors import CnRError
+from cnr_plugin.records import CnRDataError, CnRRecord, read_responses
 
 LABEL_CONFIG = """<View>
   <Header value="Prompt"/>
@@ -93,7 +93,7 @@ def draft_revisions(pairs: list[Any], backend: Any, fmt: Any, model: str, exampl
                     cache: Any = None) -> tuple[dict[str, Draft], list[str]]:
     """One critique-and-revise iteration of the reviser over the pairs (the evaluation layer's
     loop and cache); a generation that does not parse gives no draft and is reported."""
-    from .evaluation import Item, revise
+    from cnr_plugin.evaluation import Item, revise
 
     items = [Item(str(p.id), p.prompt, p.response, p.system, p.meta or {}) for p in pairs]
     steps = revise(items, fmt, backend, 1, examples=examples, cache=cache, progress=False)
@@ -122,7 +122,7 @@ def push(path: str | Path, title: str, ls: Any = None, fields: dict[str, str] | 
     ``drafts`` (model-assisted annotation): a reviser's critique and revision per id, imported as the
     task's prediction, so the annotator corrects a draft instead of writing from nothing; the
     draft is kept in the task data too, and ``pull`` measures how much the annotator changed it."""
-    from .formats.base import conversation, prompt_text
+    from cnr_plugin.formats.base import conversation, prompt_text
 
     ls = ls or client()
     pairs = read_responses(path, fields=fields)

@@ -24,10 +24,10 @@ from typing import Any
 
 import numpy as np
 
-from .annotate import client, find_or_create_project
-from .errors import CnRError
-from .evaluation.stats import bootstrap_ci
-from .formats.base import prompt_text
+from .collect import client, find_or_create_project
+from cnr_plugin.errors import CnRError
+from cnr_plugin.evaluation.stats import bootstrap_ci
+from cnr_plugin.formats.base import prompt_text
 
 COMPARE_CONFIG = """<View>
   <Header value="Prompt"/>
@@ -77,7 +77,7 @@ def read_pairs(path: str | Path, iterations: list[int] | None = None) -> list[Co
     included) or a ``cnr revise`` output jsonl. A revision identical to the original is left out
     (there is nothing to compare)."""
     path = Path(path)
-    from .lm_eval.docs import doc_prompt
+    from cnr_plugin.lm_eval.docs import doc_prompt
 
     rows: list[tuple[str, Any, str, list[dict], list[dict]]] = []
     if path.is_dir():
@@ -92,7 +92,7 @@ def read_pairs(path: str | Path, iterations: list[int] | None = None) -> list[Co
             rows.append((str(doc["id"]), doc_prompt(doc), doc["response"], data.get("steps", []),
                          data.get("judgments", [])))
     else:
-        from .records import RevisedRecord, iter_records
+        from cnr_plugin.records import RevisedRecord, iter_records
 
         for rec in iter_records(path, model=RevisedRecord):
             rows.append((rec.id, rec.prompt, rec.response, [s.model_dump() for s in rec.steps], []))

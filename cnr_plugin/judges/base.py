@@ -1,14 +1,100 @@
-"""Pairwise judging: what a judge sees, what it answers, and how answers are read."""
+"""What a judge is: the protocol, the base class with its own options model, what it sees
+(:class:`JudgePair`), what it answers (:class:`Verdict`), and how answers are read.
+
+Nothing here imports the evaluation layer: :mod:`cnr_plugin.evaluation` runs judges, judges do not
+know it.
+"""
 
 from __future__ import annotations
 
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict
+
+from cnr_plugin.errors import CnRError
 
 Winner = Literal["A", "B", "tie"]
 Status = Literal["ok", "unparsed", "failed"]
+#: what a judge may read of a pair
+PAIR_FIELDS = frozenset({"prompt", "a", "b", "meta"})
+
+
+class JudgeConfigError(CnRError, ValueError):
+    """A judge that cannot be used: its YAML (the message names the file and the key), its
+    endpoint, or an item it cannot judge."""
+
+
+class JudgeOptions(BaseModel):
+    """A judge's own options (the keys of a judge YAML besides the shared ones).
+
+    A judge declares a subclass as its ``Options``; the YAML is validated against it (an unknown
+    key is an error with a suggestion). Every field enters the cache key of the judge's verdicts
+    except those named in ``not_in_key`` (timeouts, retries, where the API key is read from:
+    settings that cannot change a verdict)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    not_in_key: ClassVar[frozenset[str]] = frozenset()
+
+    def fingerprint(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude=set(self.not_in_key))
+
+
+@runtime_checkable
+class Judge(Protocol):
+    """A pairwise judge, registered by its class through ``register_judges``.
+
+    ``name``: what ``judge:`` in a judge YAML selects; ``Options``: the pydantic model of its own
+    options (validated, and hashed into its verdicts' cache key); ``reads``: the fields of a
+    :class:`JudgePair` the verdict depends on; ``cacheable``: verdicts may be kept across runs;
+    ``check_reachable()`` and ``check_item(item)`` raise :class:`JudgeConfigError` before any
+    generation. Subclass :class:`JudgeBase` for the safe defaults."""
+
+    name: ClassVar[str]
+    Options: ClassVar[type[JudgeOptions]]
+    reads: ClassVar[frozenset[str]]
+    cacheable: ClassVar[bool]
+
+    def check_reachable(self) -> None: ...
+
+    def check_item(self, item: Any) -> None: ...
+
+    def judge_one(self, pair: JudgePair) -> Verdict: ...
+
+
+class JudgeBase:
+    """Safe defaults for judges: no options, reads everything, is not cached, accepts every item.
+
+    ``__init__`` receives the validated options (an instance of ``Options``) as ``self.options``."""
+
+    name: ClassVar[str] = ""
+    Options: ClassVar[type[JudgeOptions]] = JudgeOptions
+    reads: ClassVar[frozenset[str]] = PAIR_FIELDS
+    cacheable: ClassVar[bool] = False
+
+    def __init__(self, options: JudgeOptions | None = None):
+        self.options = options if options is not None else self.Options()
+
+    def check_reachable(self) -> None:
+        pass
+
+    def check_item(self, item: Any) -> None:
+        pass
+
+    def judge_one(self, pair: JudgePair) -> Verdict:
+        raise NotImplementedError
+
+
+def judge_reads(judge: Any) -> frozenset[str]:
+    """The fields a judge reads, checked against what a pair has."""
+    reads = frozenset(getattr(judge, "reads", PAIR_FIELDS))
+    if not reads <= PAIR_FIELDS:
+        raise JudgeConfigError(f"judge {type(judge).__name__} declares reads={sorted(reads)}; "
+                               f"allowed: {sorted(PAIR_FIELDS)}")
+    return reads
 
 
 @dataclass(frozen=True)

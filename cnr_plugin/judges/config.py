@@ -1,0 +1,94 @@
+"""Judge configuration: a YAML file in the spirit of AlpacaEval's annotator configs.
+
+A judge YAML is flat. The keys every judge shares (``judge``, ``concurrency``, ``check_reachable``
+and the scoring settings ``disagreement`` and ``max_failed_fraction``) are :class:`JudgeConfig`'s;
+every other key belongs to the chosen judge and is validated by its own ``Options`` model, so a
+plugin judge has options of its own, and they enter its verdicts' cache key.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from cnr_plugin.errors import closest, one_line
+from cnr_plugin.resources import eval_tasks_path
+
+from .base import JudgeConfigError, JudgeOptions
+
+
+class JudgeConfig(BaseModel):
+    """The shared settings of a judge, and the judge's own validated ``options``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    judge: str = Field("openai", description="registered judge: openai, oracle, or one a plugin adds")
+    concurrency: int = Field(8, ge=1, le=256, description="judge calls in flight at once")
+    check_reachable: bool = Field(True, description="fail fast if the judge's endpoint does not answer")
+    disagreement: Literal["tie", "average"] = Field("tie", description="when the two position orders disagree")
+    max_failed_fraction: float = Field(0.2, ge=0, le=1, description="more failed/unparsed pairs than this fail the run")
+    options: JudgeOptions = Field(default_factory=JudgeOptions, description="the judge's own options")
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What decides a verdict (the cache key): the judge and its options that can change a
+        verdict; not concurrency, timeouts, retries or where the key is read from."""
+        return {"judge": self.judge, "options": self.options.fingerprint()}
+
+    def describe(self) -> dict[str, Any]:
+        """Everything a results file records of the judge (no API key: options hold only where it is read)."""
+        return {"judge": self.judge, **self.options.model_dump(mode="json"),
+                **self.model_dump(include={"concurrency", "disagreement", "max_failed_fraction"})}
+
+
+SHARED_KEYS = frozenset(JudgeConfig.model_fields) - {"options"}
+
+
+def _read(spec: str | Path | dict[str, Any] | None) -> tuple[str, dict[str, Any]]:
+    if spec is None or spec == "default":
+        spec = eval_tasks_path("judge_default.yaml")
+    if not isinstance(spec, (str, Path)):
+        return "judge config", dict(spec)
+    path = Path(spec)
+    if not path.is_file():
+        raise JudgeConfigError(f"judge config {path} not found")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise JudgeConfigError(f"{where}: invalid YAML: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(data, dict):
+        raise JudgeConfigError(f"{path}: expected a mapping of judge options")
+    return str(path), data
+
+
+def load_judge_config(spec: str | Path | dict[str, Any] | None) -> JudgeConfig:
+    """A judge config from a YAML path, a dict, or None/'default' for the shipped default.
+
+    The judge named by ``judge:`` must be registered (built in, or by a plugin); its options are
+    validated by its own ``Options`` model. Errors name the file and the key, with a suggestion."""
+    from cnr_plugin.plugins import get_judge
+
+    source, data = _read(spec)
+    shared = {k: v for k, v in data.items() if k in SHARED_KEYS}
+    own = {k: v for k, v in data.items() if k not in SHARED_KEYS}
+    if "options" in own:
+        raise JudgeConfigError(f"{source}: a judge's options are keys of the YAML itself, not under 'options:'")
+    name = shared.get("judge", JudgeConfig.model_fields["judge"].default)
+    if not isinstance(name, str):
+        raise JudgeConfigError(f"{source}: 'judge': expected the name of a registered judge")
+    judge_cls = get_judge(name)
+    known = sorted(SHARED_KEYS | set(judge_cls.Options.model_fields))
+    try:
+        options = judge_cls.Options.model_validate(own)
+        return JudgeConfig.model_validate({**shared, "options": options})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(p) for p in err["loc"])
+        if err["type"] == "extra_forbidden":
+            raise JudgeConfigError(f"{source}: {closest(key, known)} for judge '{name}' "
+                                   f"(keys: {', '.join(known)})") from None
+        raise JudgeConfigError(f"{source}: {one_line(exc)}") from None
