@@ -208,7 +208,8 @@ def main() -> int:
     t0 = time.time()
     from cnr_plugin.small_models import convert_smollm2
     from cnr_plugin.provenance import provenance
-    from cnr_plugin.report import load_runs, plot
+    from cnr_plugin.report import plot
+    from cnr_plugin.results import read_runs
     from cnr_plugin.synthetic import TASKS, make_splits
 
     families = sorted(fn.__name__.lstrip("_") for fn in TASKS)
@@ -265,7 +266,7 @@ def main() -> int:
     summary["peak_memory_mb"] = round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
     result_file.write_text(json.dumps(summary, indent=2))
     if not a.held_out:
-        runs = load_runs([RUNS / "eval" / name for name in ("control", f"trained-{max(a.sizes)}")
+        runs = read_runs([RUNS / "eval" / name for name in ("control", f"trained-{max(a.sizes)}")
                           if name in summary["runs"]])
         plot(runs, out_dir / "winrate.png", title="Mini CnR: revision vs original (oracle judge)")
         if len(a.sizes) > 1:

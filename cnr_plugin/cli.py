@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from .evaluation.run import MAX_ITERATIONS
+from .evaluation.run import DEFAULT_MAX_INPUT_TOKENS, MAX_ITERATIONS
 
 
 class _CnRGroup(click.Group):
@@ -23,6 +23,8 @@ class _CnRGroup(click.Group):
             raise click.ClickException(str(exc)) from None
         except FileNotFoundError as exc:
             raise click.ClickException(f"{exc.filename or exc}: file not found") from None
+        except OSError as exc:  # a folder given for a file, a file that cannot be read or written
+            raise click.ClickException(f"{exc.filename or ''}: {exc.strerror or exc}") from None
 
 
 @click.group(cls=_CnRGroup)
@@ -41,37 +43,26 @@ def main() -> None:
 def validate(files: tuple[Path, ...], tokenizer: str | None, sequence_len: int, fmt_name: str,
              fields_spec: str | None) -> None:
     """Check CnR record files (.jsonl, .json, .parquet, .arrow); errors name file, line and field."""
-    from .records import field_map, read_records
+    from .formats.base import CHARS_PER_TOKEN
+    from .plugins import get_format
+    from .records import field_map, read_records, too_long
 
     records = read_records(files, fields=field_map(fields_spec, option="--fields"))
     click.echo(f"{len(records)} valid CnR records in {len(files)} file(s)")
-    from .plugins import get_format
-
     fmt = get_format(fmt_name)
     if not tokenizer:
-        from .evaluation import CHARS_PER_TOKEN
-
-        limit = sequence_len * CHARS_PER_TOKEN
-        long = [rec.id or f"#{i + 1}" for i, rec in enumerate(records)
-                if not fmt.uses_chat_template and len((r := fmt.render_record(rec)).input + r.target) > limit]
+        long = too_long(records, fmt, sequence_len)
         if long:
-            click.echo(f"warning: {len(long)} record(s) are longer than {limit} characters (about {sequence_len} "
-                       f"tokens) and axolotl may drop them: {', '.join(long)}; pass --tokenizer to count exactly",
-                       err=True)
+            click.echo(f"warning: {len(long)} record(s) are longer than {sequence_len * CHARS_PER_TOKEN} characters "
+                       f"(about {sequence_len} tokens) and axolotl may drop them: {', '.join(long)}; pass --tokenizer "
+                       "to count exactly", err=True)
         return
-    from .errors import require
+    from .evaluation.pipeline import load_tokenizer
 
-    require("cnr validate --tokenizer", "axolotl", "transformers")
-    from transformers import AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(tokenizer)
-    too_long = []
-    for i, rec in enumerate(records):
-        if fmt.token_length(rec, tok) > sequence_len:
-            too_long.append(rec.id or f"#{i + 1}")
-    if too_long:
-        click.echo(f"warning: {len(too_long)} record(s) are longer than {sequence_len} tokens and axolotl "
-                   f"will drop them: {', '.join(too_long)}", err=True)
+    long = too_long(records, fmt, sequence_len, load_tokenizer(tokenizer, "cnr validate --tokenizer"))
+    if long:
+        click.echo(f"warning: {len(long)} record(s) are longer than {sequence_len} tokens and axolotl "
+                   f"will drop them: {', '.join(long)}", err=True)
     else:
         click.echo(f"all records fit in {sequence_len} tokens")
 
@@ -146,24 +137,6 @@ def check_memory(configs: tuple[Path, ...], as_json: bool) -> None:
         sys.exit(1)
 
 
-def _write_jsonl(path: Path, rows: list[dict]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-    tmp.replace(path)
-
-
-def _api_key(api_key_env: str | None) -> str:
-    import os
-
-    if not api_key_env:
-        return "no-key"
-    key = os.environ.get(api_key_env, "")
-    if not key:
-        raise click.ClickException(f"${api_key_env} is not set")
-    return key
-
-
 @main.command()
 @click.argument("responses", type=click.Path(exists=True, path_type=Path))
 @click.option("--base-url", required=True, help="OpenAI-compatible server of the reviser, e.g. http://127.0.0.1:8000/v1")
@@ -198,60 +171,19 @@ def revise(responses: Path, base_url: str, model_name: str, api_key_env: str | N
 
     Everything is checked before the first request: the file, the format, input lengths and
     whether the server answers."""
+    from .endpoints import api_key_from_env
     from .errors import require
 
     require("cnr revise", "eval", "openai")
-    from .cache import Cache
-    from .evaluation import (DEFAULT_MAX_INPUT_TOKENS, Item, JudgeGate, OpenAIBackend, check_lengths, examples_for,
-                             prepare_judge, run_config)
-    from .evaluation import revise as run_revise
-    from .plugins import get_format
-    from .records import read_responses
+    from .evaluation.pipeline import revise_file
 
-    run = run_config({"responses": str(responses), "iterations": iterations, "format": fmt_name, "fewshot": fewshot,
-                      "max_gen_toks": max_tokens, "max_input_tokens": max_input_tokens, "oversized": oversized,
-                      "stop_when": stop_when, "accept": accept, "judge": judge_spec, "fields": fields_spec},
-                     source="cnr revise")
-    fmt = get_format(run.format)
-    items = [Item(str(p.id), p.prompt, p.response, p.system, p.meta or {})
-             for p in read_responses(responses, fields=run.field_map())]
-    examples = examples_for(run)
-    count = None
-    if tokenizer:
-        require("cnr revise --tokenizer", "axolotl", "transformers")
-        from transformers import AutoTokenizer
-
-        tok = AutoTokenizer.from_pretrained(tokenizer)
-
-        def count(text: str) -> int:
-            return len(tok.encode(text, add_special_tokens=False))
-
-    items, skipped = check_lengths(items, fmt, max_tokens=run.max_input_tokens or DEFAULT_MAX_INPUT_TOKENS,
-                                   policy=run.oversized, count_tokens=count, examples=examples, source=str(responses))
-    backend = OpenAIBackend(base_url, model_name, api_key=_api_key(api_key_env), max_tokens=max_tokens,
-                            stop=fmt.stop_sequences(), concurrency=concurrency)
-    backend.check_reachable()
-    gate = None
-    if run.accept == "judge":
-        judge_config, judge_impl = prepare_judge(run.judge, items, source=str(responses))
-        gate = JudgeGate(judge_impl, judge_config, Cache())
-    steps = run_revise(items, fmt, backend, iterations, examples=examples, cache=Cache() if cache else None,
-                       stop_when=run.stop_when, gate=gate)
-    _write_jsonl(out, [{"id": it.id, "prompt": it.prompt, "response": it.response, "meta": it.meta,
-                        **({"system": it.system} if it.system is not None else {}),
-                        "steps": [s.as_dict() for s in steps[it.id]], "final": steps[it.id][-1].result}
-                       for it in items])
-    failures = sum(s.revision is None and not s.stopped for st in steps.values() for s in st)
-    saved = sum(s.stopped for st in steps.values() for s in st)
-    rejected = sum(s.accepted is False for st in steps.values() for s in st)
-    notes = [f"{failures} generations unparsed"]
-    if run.stop_when != "never":
-        notes.append(f"{saved} reviser requests saved by stop_when={run.stop_when}")
-    if gate is not None:
-        notes.append(f"{rejected} revisions rejected by the judge, {gate.calls} judge calls")
-    if skipped:
-        notes.append(f"{len(skipped)} oversized left out: {', '.join(skipped)}")
-    click.echo(f"{len(items)} responses x {iterations} iterations -> {out} ({'; '.join(notes)})")
+    done = revise_file(responses, out, base_url=base_url, model=model_name, api_key=api_key_from_env(api_key_env),
+                       options={"iterations": iterations, "format": fmt_name, "fewshot": fewshot,
+                                "max_gen_toks": max_tokens, "max_input_tokens": max_input_tokens,
+                                "oversized": oversized, "stop_when": stop_when, "accept": accept, "judge": judge_spec,
+                                "fields": fields_spec},
+                       tokenizer=tokenizer, concurrency=concurrency, cache=cache)
+    click.echo(done.describe())
 
 
 @main.command()
@@ -261,47 +193,24 @@ def revise(responses: Path, base_url: str, model_name: str, api_key_env: str | N
 @click.option("--compare-previous", is_flag=True, help="also judge iteration i against i-1 (revise output)")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="folder for cnr_results.json")
 @click.option("--name", default=None, help="run name in tables and plots")
-def judge(baseline: Path, candidate: Path, judge_spec: str, compare_previous: bool, out: Path, name: str | None) -> None:
+@click.option("--max-input-tokens", type=click.IntRange(1), default=DEFAULT_MAX_INPUT_TOKENS, show_default=True,
+              help="longest judge input (prompt + original + candidate), estimated as characters / 4")
+def judge(baseline: Path, candidate: Path, judge_spec: str, compare_previous: bool, out: Path, name: str | None,
+          max_input_tokens: int) -> None:
     """Judge CANDIDATE against BASELINE pairwise, by id, in both position orders.
 
     CANDIDATE is a (prompt, response) jsonl, or the output of `cnr revise` (then every
     iteration is judged against the baseline response). Both files are checked, and the judge
     against every item, before the first judge call.
     """
-    from .cache import Cache
-    from .evaluation import Item, judge_revisions, prepare_judge
-    from .plugins import plugin_versions
-    from .records import CnRDataError, read_candidates, read_responses
+    from .evaluation.pipeline import judge_files
+    from .report import format_table
+    from .results import read_runs
 
-    base = {r.id: r for r in read_responses(baseline)}
-    items: list[Item] = []
-    results: dict[str, list[tuple[int, str]]] = {}
-    steps: dict[str, list[dict]] = {}
-    for row in read_candidates(candidate):
-        if row.id not in base:
-            raise CnRDataError(str(candidate), None, f"id {row.id!r} is not in {baseline}", field="id")
-        b = base[row.id]
-        items.append(Item(str(b.id), b.prompt, b.response, b.system, b.meta or {}))
-        rid = str(row.id)
-        results[rid] = [(s.iteration, s.result) for s in row.steps] if hasattr(row, "steps") else [(1, row.response)]
-        steps[rid] = [s.model_dump() for s in row.steps] if hasattr(row, "steps") else [
-            {"iteration": 1, "response": b.response, "generation": "", "critique": None, "revision": row.response,
-             "problem": None, "result": row.response}]
-    config, judge_impl = prepare_judge(judge_spec, items, source=str(baseline))
-    evaluation = judge_revisions(items, results, config, judge_impl, cache=Cache(), compare_previous=compare_previous)
-    out.mkdir(parents=True, exist_ok=True)
-    _write_jsonl(out / "judgments.jsonl", [j.as_dict() for j in evaluation.judged])
-    by_item = evaluation.by_item()  # every item with its texts and verdicts, for `cnr report --html`
-    _write_jsonl(out / "samples.jsonl", [{"id": it.id, "prompt": it.prompt, "response": it.response, "meta": it.meta,
-                                          "steps": steps[it.id], "judgments": by_item.get(it.id, [])}
-                                         for it in items])
-    result = {"name": name or candidate.stem, **evaluation.summary, "judge_calls": evaluation.calls,
-              "judge_cache_hits": evaluation.cache_hits, "judge": config.fingerprint(), "plugins": plugin_versions()}
-    (out / "cnr_results.json").write_text(json.dumps(result, indent=2))
-    from .report import format_table, load_runs
-
-    click.echo(format_table(load_runs([out / "cnr_results.json"])))
-    click.echo(f"{evaluation.calls} judge calls, {evaluation.cache_hits} from cache -> {out / 'cnr_results.json'}")
+    evaluation, path = judge_files(baseline, candidate, out, judge=judge_spec, name=name,
+                                   compare_previous=compare_previous, max_input_tokens=max_input_tokens)
+    click.echo(format_table(read_runs([path])))
+    click.echo(f"{evaluation.calls} judge calls, {evaluation.cache_hits} from cache -> {path}")
 
 
 @main.command()
@@ -318,9 +227,10 @@ def report(paths: tuple[Path, ...], plot_path: Path | None, html_path: Path | No
     from .errors import require
 
     require("cnr report", "eval", "matplotlib")
-    from .report import format_table, load_runs, plot
+    from .report import format_table, plot
+    from .results import read_runs
 
-    runs = load_runs(list(paths))
+    runs = read_runs(list(paths))
     click.echo(format_table(runs))
     first = paths[0] if paths[0].is_dir() else paths[0].parent
     png = plot(runs, plot_path or first / "cnr_winrate.png")
@@ -363,26 +273,15 @@ def annotate_responses(prompts: Path, base_url: str, model_name: str, api_key_en
 
     Same machinery as the reviser: bounded concurrency, the client's retries, the sqlite cache.
     """
+    from .endpoints import api_key_from_env
     from .errors import require
 
     require("cnr annotate responses", "annotate", "openai")
-    from .cache import Cache
-    from .evaluation import OpenAIBackend, cached_generate
-    from .formats import Prompted
+    from .annotation.collect import answer_prompts
 
-    rows = [json.loads(line) for line in prompts.read_text().splitlines() if line.strip()]
-    for i, row in enumerate(rows, start=1):
-        if not isinstance(row, dict) or not str(row.get("prompt", "")).strip():
-            raise click.ClickException(f"{prompts}:{i}: field 'prompt': is missing or empty")
-    backend = OpenAIBackend(base_url, model_name, api_key=_api_key(api_key_env), max_tokens=max_tokens,
-                            concurrency=concurrency, role="answering model", command="cnr annotate responses")
-    backend.check_reachable()
-    answers, generated = cached_generate(backend, [Prompted(messages=[{"role": "user", "content": r["prompt"]}])
-                                                   for r in rows], Cache(), namespace="response")
-    _write_jsonl(out, [{"id": str(r.get("id", i)), "prompt": r["prompt"], "response": a,
-                        **({"meta": r["meta"]} if r.get("meta") else {})}
-                       for i, (r, a) in enumerate(zip(rows, answers), start=1)])
-    click.echo(f"{len(rows)} responses -> {out} ({len(rows) - generated} from the cache)")
+    n, cached = answer_prompts(prompts, out, base_url=base_url, model=model_name, api_key=api_key_from_env(api_key_env),
+                               max_tokens=max_tokens, concurrency=concurrency)
+    click.echo(f"{n} responses -> {out} ({cached} from the cache)")
 
 
 @annotate.command("push")
@@ -401,25 +300,18 @@ def annotate_responses(prompts: Path, base_url: str, model_name: str, api_key_en
 def annotate_push(responses: Path, title: str, fields_spec: str | None, draft_base_url: str | None,
                   draft_model: str | None, draft_format: str, draft_fewshot: int, api_key_env: str | None) -> None:
     """Import (prompt, response) pairs as tasks; re-pushing the same ids adds nothing."""
-    from .annotation.collect import draft_revisions, push
-    from .records import ResponseRecord, field_map, read_responses
+    from .annotation.collect import push, served_drafts
+    from .endpoints import api_key_from_env
+    from .records import ResponseRecord, field_map
 
     fields = field_map(fields_spec, option="--fields", model=ResponseRecord)
     drafts = None
     if draft_base_url or draft_model:
         if not (draft_base_url and draft_model):
             raise click.UsageError("model-assisted annotation needs both --draft-base-url and --draft-model")
-        from .cache import Cache
-        from .evaluation import OpenAIBackend, examples_for, run_config
-        from .plugins import get_format
-
-        run = run_config({"format": draft_format, "fewshot": draft_fewshot}, source="cnr annotate push")
-        fmt = get_format(run.format)
-        backend = OpenAIBackend(draft_base_url, draft_model, api_key=_api_key(api_key_env), stop=fmt.stop_sequences(),
-                                role="draft reviser", command="cnr annotate push")
-        backend.check_reachable()
-        drafts, problems = draft_revisions(read_responses(responses, fields=fields), backend, fmt, draft_model,
-                                           examples_for(run), Cache())
+        drafts, problems = served_drafts(responses, fields, base_url=draft_base_url, model=draft_model,
+                                         api_key=api_key_from_env(api_key_env), fmt_name=draft_format,
+                                         fewshot=draft_fewshot)
         for line in problems:
             click.echo(f"warning: {line}", err=True)
     res = push(responses, title, fields=fields, drafts=drafts)

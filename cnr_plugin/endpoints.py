@@ -14,6 +14,18 @@ class EndpointError(CnRError):
     """An endpoint that does not answer, or rejects the key, before any work was done."""
 
 
+def api_key_from_env(name: str | None) -> str:
+    """The API key in environment variable ``name`` (``no-key`` where none is asked for); never printed."""
+    import os
+
+    if not name:
+        return "no-key"
+    key = os.environ.get(name, "")
+    if not key:
+        raise EndpointError(f"${name} is not set (it should hold the server's API key)")
+    return key
+
+
 def openai_module(command: str = "this command") -> Any:
     try:
         import openai

@@ -24,13 +24,17 @@ class CnRError(Exception):
         return " ".join(super().__str__().split("\n"))
 
 
-def closest(name: str, known: Any, what: str = "key") -> str:
-    """``unknown key 'x'; did you mean 'y'?`` (the suggestion only when one is close)."""
+def did_you_mean(name: str, known: Any) -> str:
+    """``; did you mean 'y'?`` when a known name is close to ``name``, else nothing."""
     import difflib
 
-    close = difflib.get_close_matches(str(name), list(known), n=1)
-    hint = f"; did you mean '{close[0]}'?" if close else ""
-    return f"unknown {what} '{name}'{hint}"
+    close = difflib.get_close_matches(str(name), [str(k) for k in known], n=1)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def closest(name: str, known: Any, what: str = "key") -> str:
+    """``unknown key 'x'; did you mean 'y'?`` (the suggestion only when one is close)."""
+    return f"unknown {what} '{name}'{did_you_mean(name, known)}"
 
 
 class MissingExtra(CnRError):

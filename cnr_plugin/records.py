@@ -22,11 +22,11 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
-from .errors import CnRError
+from .errors import CnRError, closest, did_you_mean, validation_error
 from .formats.base import NO_CONS
 
-__all__ = ["CnRRecord", "ResponseRecord", "RevisedRecord", "CnRDataError", "FieldMapError", "read_records",
-           "read_responses", "read_candidates", "iter_records", "iter_located", "validate_row", "field_map",
+__all__ = ["CnRRecord", "ResponseRecord", "PromptRecord", "RevisedRecord", "CnRDataError", "FieldMapError", "read_records",
+           "read_responses", "read_candidates", "iter_records", "iter_rows", "iter_located", "validate_row", "field_map",
            "FIELD_MAP_PRESETS", "DATA_SUFFIXES"]
 
 #: file types the readers take
@@ -169,6 +169,26 @@ class ResponseRecord(BaseModel):
         return _one_system_text(self)
 
 
+class PromptRecord(BaseModel):
+    """A prompt to be answered by a model (``cnr annotate responses``): the responses people will critique."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    file_kind: ClassVar[str] = "a prompts file"
+
+    prompt: str | list[dict[str, str]]
+    id: str | None = None
+    system: str | None = None
+    meta: dict[str, Any] | None = None
+
+    _id = field_validator("id", mode="before")(_id_to_str)
+    _turns = field_validator("prompt", mode="before")(_conversation)
+    _required = field_validator("prompt")(_not_empty)
+
+    @model_validator(mode="after")
+    def _one_system(self) -> PromptRecord:
+        return _one_system_text(self)
+
+
 class RevisionStep(BaseModel):
     """One iteration of a ``cnr revise`` output row (see :class:`cnr_plugin.evaluation.Step`)."""
 
@@ -212,14 +232,11 @@ class RevisedRecord(BaseModel):
 
 def _first_error(exc: ValidationError, model: type[BaseModel]) -> tuple[str | None, str]:
     err = exc.errors()[0]
-    loc = [str(p) for p in err["loc"]]
-    msg = err["msg"].removeprefix("Value error, ")
-    if err["type"] == "missing":
-        msg = "is missing"
-    elif err["type"] == "extra_forbidden":
+    key, msg = validation_error(exc)
+    if err["type"] == "extra_forbidden":
         kind = getattr(model, "file_kind", model.__name__)
         msg = (f"is not a field of {kind} (fields: {', '.join(model.model_fields)}; put extra data under 'meta')")
-    field = ".".join(loc) if loc else None
+    field = key or None
     head, sep, rest = msg.partition(": ")
     if field is None and sep and head in model.model_fields:  # a check across fields names its field first
         field, msg = head, rest
@@ -243,17 +260,13 @@ class FieldMapError(CnRError, ValueError):
 def field_map(spec: Any, *, option: str = "cnr_fields", model: Any = CnRRecord) -> dict[str, str] | None:
     """A field map from a preset name, ``{cnr_field: dotted.path}``, or ``"prompt=a.b,revision=c"``
     (the command line's form); checked against ``model``'s fields, with a suggestion for a misspelt one."""
-    import difflib
-
     if spec is None or spec == {} or spec == "":
         return None
     where = f"{option}: " if option else ""
     if isinstance(spec, str) and "=" not in spec:
         if spec not in FIELD_MAP_PRESETS:
-            close = difflib.get_close_matches(spec, FIELD_MAP_PRESETS, n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
-            raise FieldMapError(f"{where}unknown preset '{spec}'{hint} (presets: {', '.join(FIELD_MAP_PRESETS)}; "
-                                "or map fields as {prompt: column, ...})")
+            raise FieldMapError(f"{where}{closest(spec, FIELD_MAP_PRESETS, 'preset')} (presets: "
+                                f"{', '.join(FIELD_MAP_PRESETS)}; or map fields as {{prompt: column, ...}})")
         spec = FIELD_MAP_PRESETS[spec]
     elif isinstance(spec, str):
         pairs = [part.split("=", 1) for part in spec.split(",") if part.strip()]
@@ -265,9 +278,7 @@ def field_map(spec: Any, *, option: str = "cnr_fields", model: Any = CnRRecord) 
     known = [f for f in model.model_fields if f != "steps"]
     for key, path in spec.items():
         if key not in known:
-            close = difflib.get_close_matches(str(key), known, n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
-            raise FieldMapError(f"{where}'{key}' is not a field of {model.file_kind}{hint} "
+            raise FieldMapError(f"{where}'{key}' is not a field of {model.file_kind}{did_you_mean(key, known)} "
                                 f"(fields: {', '.join(known)})")
         if not isinstance(path, str) or not path.strip() or any(not p for p in path.split(".")):
             raise FieldMapError(f"{where}field '{key}' needs a column name or dotted path, got {path!r}")
@@ -317,8 +328,17 @@ def validate_row(row: Any, source: str = "<row>", line: int | None = None, unit:
     except ValidationError as exc:
         field, msg = _first_error(exc, model)
         top = (field or "").split(".")[0]
+        preset = None if fields else matching_preset(row)
+        if preset:
+            msg += f" (the columns match the field map preset '{preset}': --fields {preset}, or cnr_fields: {preset})"
         raise CnRDataError(source, line, msg, field=field, unit=unit,
                            mapped_from=(fields or {}).get(top)) from None
+
+
+def matching_preset(row: dict[str, Any]) -> str | None:
+    """The field map preset whose columns a row has, if any (for a hint when a row does not validate)."""
+    return next((name for name, spec in FIELD_MAP_PRESETS.items()
+                 if all(_at(row, path) is not _MISSING for path in spec.values())), None)
 
 
 def _iter_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
@@ -402,10 +422,10 @@ def _iter_arrow(path: Path) -> Iterator[tuple[int, Any]]:
         yield i, {k: v for k, v in row.items() if v is not None}
 
 
-def iter_located(path: str | Path, model: Any = CnRRecord,
-                 fields: dict[str, str] | None = None) -> Iterator[tuple[str, Any]]:
-    """Yield (``file:line`` or ``file (row N)``, validated record) from a .jsonl, .json, .parquet
-    or .arrow file, its columns read through the field map ``fields`` if one is given."""
+def iter_rows(path: str | Path, model: Any = CnRRecord,
+              fields: dict[str, str] | None = None) -> Iterator[tuple[int, str, Any]]:
+    """Yield (line or row number, ``"line"`` or ``"row"``, validated record) from a .jsonl, .json,
+    .parquet or .arrow file, its columns read through the field map ``fields`` if one is given."""
     path = Path(path)
     if not path.exists():
         raise CnRDataError(str(path), None, "file not found")
@@ -428,6 +448,13 @@ def iter_located(path: str | Path, model: Any = CnRRecord,
                 raise CnRDataError(str(path), line, f"duplicate id {record.id!r} (first at {unit} {seen[record.id]})",
                                    field="id", unit=unit)
             seen[record.id] = line
+        yield line, unit, record
+
+
+def iter_located(path: str | Path, model: Any = CnRRecord,
+                 fields: dict[str, str] | None = None) -> Iterator[tuple[str, Any]]:
+    """Yield (``file:line`` or ``file (row N)``, validated record), as :func:`iter_rows` reads them."""
+    for line, unit, record in iter_rows(path, model, fields):
         yield (f"{path}:{line}" if unit == "line" else f"{path} (row {line})"), record
 
 
@@ -444,20 +471,33 @@ def read_records(paths: str | Path | Iterable[str | Path], fields: dict[str, str
     return [rec for p in paths for rec in iter_records(p, fields=fields)]
 
 
-def read_candidates(path: str | Path) -> list[ResponseRecord | RevisedRecord]:
+def read_candidates(path: str | Path) -> list[tuple[int, str, ResponseRecord | RevisedRecord]]:
     """What ``cnr judge`` compares with a baseline: (prompt, response) pairs, or ``cnr revise``
-    output (rows with ``steps``); ids default to the 1-based position."""
-    return read_responses(path, model=lambda row: RevisedRecord if "steps" in row else ResponseRecord)
+    output (rows with ``steps``), each with its line (or row) so that a later check can name it;
+    ids default to the 1-based position."""
+    return _with_ids(path, list(iter_rows(path, model=lambda row: RevisedRecord if "steps" in row else ResponseRecord)))
 
 
 def read_responses(path: str | Path, model: Any = ResponseRecord, fields: dict[str, str] | None = None) -> list[Any]:
     """Read (prompt, response) pairs to be revised; ids default to the 1-based position."""
-    rows = list(iter_records(path, model=model, fields=fields))
+    return [rec for _line, _unit, rec in _with_ids(path, list(iter_rows(path, model=model, fields=fields)))]
+
+
+def _with_ids(path: str | Path, rows: list[tuple[int, str, Any]]) -> list[tuple[int, str, Any]]:
     if not rows:
         raise CnRDataError(str(path), None, "no (prompt, response) pairs in the file")
-    out = [r if r.id is not None else r.model_copy(update={"id": str(i)}) for i, r in enumerate(rows, start=1)]
-    ids = [r.id for r in out]
+    out = [(line, unit, r if r.id is not None else r.model_copy(update={"id": str(i)}))
+           for i, (line, unit, r) in enumerate(rows, start=1)]
+    ids = [r.id for _line, _unit, r in out]
     if len(set(ids)) != len(ids):
         raise CnRDataError(str(path), None, "ids repeat once positions fill in missing ones; give every row an id",
                            field="id")
     return out
+
+
+def too_long(records: Iterable[CnRRecord], fmt: Any, max_tokens: int, tokenizer: Any = None) -> list[str]:
+    """Ids (``#position`` where there is none) of records whose rendering in ``fmt`` is longer than
+    ``max_tokens``: counted with ``tokenizer``, else estimated from characters (a chat format,
+    which renders only through a tokenizer, is then not counted)."""
+    return [rec.id or f"#{i}" for i, rec in enumerate(records, start=1)
+            if (fmt.record_tokens(rec, tokenizer) or 0) > max_tokens]

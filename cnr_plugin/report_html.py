@@ -5,7 +5,7 @@ verdicts carried probabilities the probability-weighted rate beside the one read
 parse failures, failed and unparsed judgments), the plot (an inline PNG), and every item: the
 prompt, the original, each iteration's critique and revision with a word diff against the text it
 revised, and the verdicts in both orders with the judge's raw replies. Filters (won, lost, tied,
-unparsed, no revision) and a text search run in the page's own few lines of JavaScript; the counts
+not judged, no usable revision) and a text search run in the page's own few lines of JavaScript; the counts
 per outcome come from the same judgments as the table, so they add up to its ``n judged``.
 
 It reads lm-eval output folders (``results_*.json`` with ``samples_cnr_winrate_*.jsonl``, written
@@ -18,14 +18,13 @@ import base64
 import difflib
 import html
 import io
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .evaluation import score_orders
-from .judges import Verdict
-from .report import Run, load_runs
+from .formats.base import prompt_text
+from .results import NO_REVISION, OUTCOMES, Run, counts, item_outcomes, letter_winrate, no_revision, outcome, read_items
+from .results import read_runs, samples_file
 
 
 @dataclass
@@ -34,76 +33,8 @@ class RunItems:
     items: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _samples_for(results_file: Path) -> Path | None:
-    if results_file.name == "cnr_results.json":
-        path = results_file.parent / "samples.jsonl"
-        return path if path.is_file() else None
-    stamp = results_file.stem.removeprefix("results_")
-    exact = sorted(results_file.parent.glob(f"samples_cnr_winrate_{stamp}.jsonl"))
-    found = exact or sorted(results_file.parent.glob("samples_cnr_winrate_*.jsonl"))
-    return found[-1] if found else None
-
-
-def _items(samples: Path) -> list[dict[str, Any]]:
-    out = []
-    for line in samples.read_text().splitlines():
-        if not line.strip():
-            continue
-        row = json.loads(line)
-        if "filtered_resps" in row:  # lm-eval's --log_samples
-            resp = row["filtered_resps"]
-            data = json.loads(resp if isinstance(resp, str) else resp[0])
-            doc = row["doc"]
-            meta = json.loads(doc.get("meta") or "{}") if isinstance(doc.get("meta"), str) else doc.get("meta") or {}
-            out.append({"id": doc["id"], "prompt": doc["prompt"], "response": doc["response"], "meta": meta,
-                        "steps": data.get("steps", []), "judgments": data.get("judgments", []),
-                        "skipped": data.get("skipped")})
-        else:  # cnr judge
-            out.append(row)
-    return out
-
-
 def load(paths: list[str | Path]) -> list[RunItems]:
-    runs = load_runs(paths)
-    return [RunItems(run, _items(s) if (s := _samples_for(Path(run.source))) else []) for run in runs]
-
-
-def outcome(score: float | None, status: str) -> str:
-    if status != "ok" or score is None:
-        return "unparsed"
-    return "won" if score > 0.5 else "lost" if score < 0.5 else "tied"
-
-
-def item_outcomes(item: dict[str, Any]) -> dict[int, str]:
-    return {j["iteration"]: outcome(j["score"], j["status"]) for j in item.get("judgments", [])
-            if j["against"] == "original"}
-
-
-def counts(items: list[dict[str, Any]], iteration: int) -> dict[str, int]:
-    out = {"won": 0, "tied": 0, "lost": 0, "unparsed": 0, "no revision": 0}
-    for it in items:
-        o = item_outcomes(it).get(iteration)
-        if o:
-            out[o] += 1
-        if any(s["iteration"] == iteration and s.get("revision") is None and not s.get("stopped")
-               for s in it.get("steps", [])):
-            out["no revision"] += 1
-    return out
-
-
-def letter_winrate(items: list[dict[str, Any]], iteration: int) -> float | None:
-    """For runs with probability verdicts: the win rate the same verdicts give read as letters."""
-    scores = []
-    for it in items:
-        for j in it.get("judgments", []):
-            if j["iteration"] != iteration or j["against"] != "original" or j["status"] != "ok":
-                continue
-            if "probs" not in j["forward"]:
-                return None
-            score, _ = score_orders(Verdict(j["forward"]["winner"], "ok"), Verdict(j["backward"]["winner"], "ok"))
-            if score is not None:
-                scores.append(score)
-    return sum(scores) / len(scores) if scores else None
+    return [RunItems(run, read_items(s) if (s := samples_file(run.source)) else []) for run in read_runs(paths)]
 
 
 def word_diff(before: str, after: str) -> str:
@@ -134,8 +65,7 @@ def _fmt(v: float | None) -> str:
 
 def _table(runs: list[RunItems]) -> str:
     head = ("<tr><th>run</th><th>iteration</th><th>win rate [95% CI]</th><th>LC win rate [95% CI]</th>"
-            "<th>from letters</th><th>won</th><th>tied</th><th>lost</th><th>failed or unparsed</th>"
-            "<th>no revision</th></tr>")
+            "<th>from letters</th>" + "".join(f"<th>{o}</th>" for o in OUTCOMES) + "</tr>")
     rows = []
     for ri in runs:
         for it, (wr, lo, hi) in sorted(ri.run.points.items()):
@@ -146,9 +76,8 @@ def _table(runs: list[RunItems]) -> str:
                 f"<tr data-run='{html.escape(ri.run.name)}' data-iteration='{it}'><td>{html.escape(ri.run.name)}</td>"
                 f"<td>{it}</td><td>{_fmt(wr)} [{_fmt(lo)}, {_fmt(hi)}]</td>"
                 f"<td>{_fmt(lc[0]) + f' [{_fmt(lc[1])}, {_fmt(lc[2])}]' if lc else '–'}</td>"
-                f"<td>{_fmt(lw) if lw is not None else '–'}</td><td class='n-won'>{c['won']}</td>"
-                f"<td class='n-tied'>{c['tied']}</td><td class='n-lost'>{c['lost']}</td>"
-                f"<td class='n-unparsed'>{c['unparsed']}</td><td class='n-norev'>{c['no revision']}</td></tr>")
+                f"<td>{_fmt(lw) if lw is not None else '–'}</td>"
+                + "".join(f"<td class='n-{o.replace(' ', '-')}'>{c[o]}</td>" for o in OUTCOMES) + "</tr>")
     return f"<table id='summary'>{head}{''.join(rows)}</table>"
 
 
@@ -161,10 +90,10 @@ def _verdict(v: dict[str, Any], shown_first: str) -> str:
 
 
 def _item(run: str, it: dict[str, Any]) -> str:
+    prompt = prompt_text(it["prompt"])
     outcomes = item_outcomes(it)
     attrs = " ".join(f"data-o{k}='{o}'" for k, o in outcomes.items())
-    norev = " ".join(f"data-n{s['iteration']}='1'" for s in it.get("steps", [])
-                     if s.get("revision") is None and not s.get("stopped"))
+    norev = " ".join(f"data-n{s['iteration']}='1'" for s in it.get("steps", []) if no_revision(s))
     judgments = {(j["iteration"], j["against"]): j for j in it.get("judgments", [])}
     steps = []
     for s in it.get("steps", []):
@@ -176,14 +105,14 @@ def _item(run: str, it: dict[str, Any]) -> str:
             body = "<p class='muted'>stopped: not sent to the reviser again</p>"
         else:
             body = (f"<h5>critique</h5><pre>{html.escape(s.get('critique') or '(none)')}</pre>"
-                    f"<h5>revision {'(no usable revision: the previous text is kept)' if s.get('revision') is None else ''}"
+                    f"<h5>revision {f'({NO_REVISION}: the previous text is kept)' if s.get('revision') is None else ''}"
                     f"</h5><pre class='diff'>{word_diff(s.get('response', ''), s.get('result', ''))}</pre>")
         steps.append(f"<div class='step'><h4>iteration {k} — {score}"
                      f"{' — ' + html.escape(s['stop_signal']) + ' stop' if s.get('stop_signal') else ''}"
                      f"{' — rejected by the judge' if s.get('accepted') is False else ''}</h4>{body}{verdicts}</div>")
     return (f"<details class='item' data-run='{html.escape(run)}' {attrs} {norev}>"
-            f"<summary><b>{html.escape(str(it['id']))}</b> {html.escape(it['prompt'][:120])}</summary>"
-            f"<h4>prompt</h4><pre>{html.escape(it['prompt'])}</pre>"
+            f"<summary><b>{html.escape(str(it['id']))}</b> {html.escape(prompt[:120])}</summary>"
+            f"<h4>prompt</h4><pre>{html.escape(prompt)}</pre>"
             f"<h4>original response</h4><pre>{html.escape(it['response'])}</pre>{''.join(steps)}</details>")
 
 
@@ -195,7 +124,7 @@ background:#f6f6f6;padding:6px;margin:4px 0}del{background:#fdd}ins{background:#
 
 SCRIPT = """const st={o:'all',q:'',run:'',k:document.getElementById('iteration').value};
 function apply(){let n=0;for(const d of document.querySelectorAll('details.item')){let ok=(!st.run||d.dataset.run===st.run);
-if(ok&&st.o!=='all'){ok=st.o==='no revision'?d.hasAttribute('data-n'+st.k):d.getAttribute('data-o'+st.k)===st.o;}
+if(ok&&st.o!=='all'){ok=st.o==='no usable revision'?d.hasAttribute('data-n'+st.k):d.getAttribute('data-o'+st.k)===st.o;}
 if(ok&&st.q){ok=d.textContent.toLowerCase().includes(st.q);}d.style.display=ok?'':'none';if(ok)n++;}
 document.getElementById('shown').textContent=n;}
 for(const b of document.querySelectorAll('#controls button')){b.onclick=()=>{st.o=b.dataset.o;
@@ -214,15 +143,16 @@ def render(paths: list[str | Path], title: str = "CnR results") -> str:
     controls = ("<div id='controls'>" + run_select + " iteration <select id='iteration'>" + "".join(
         f"<option{' selected' if k == last else ''}>{k}</option>" for k in iterations) + "</select> " + "".join(
         f"<button data-o='{o}'{' class=on' if o == 'all' else ''}>{o}</button>"
-        for o in ("all", "won", "tied", "lost", "unparsed", "no revision")) +
+        for o in ("all", *OUTCOMES)) +
         " <input id='q' placeholder='search text' size='28'> <span id='shown'></span> shown</div>")
     items = "".join(_item(ri.run.name, it) for ri in runs for it in ri.items)
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>"
             "<p>Win rate: the share of items whose revision the judge prefers to the original, in both position "
             "orders (a tie is half). LC: controlled for length (a logistic model on the length difference, read "
-            "off at equal length). Counts per outcome are for the iteration chosen below; they add up to the "
-            "table's judged items.</p>"
+            "off at equal length). Won, tied, lost and not judged (a failed or unparsed verdict) add up to the items "
+            f"of the iteration; {NO_REVISION} counts generations the loop could not read a revision from (it kept "
+            "the text, which is judged as well).</p>"
             f"{_table(runs)}<p><img alt='win rate by iteration' src='data:image/png;base64,{_plot_png([r.run for r in runs])}'>"
             f"</p><h2>Items</h2>{controls}{items}<script>{SCRIPT}</script></body></html>")
 

@@ -171,10 +171,6 @@ def two_faults(good: str, faulty: list[str]) -> tuple[str, str] | None:
     return None
 
 
-def family_of(meta: dict[str, Any]) -> str:
-    return str(meta.get("family", "?"))
-
-
 def _quota(n: int, k: int, i: int) -> int:
     return n // k + (1 if i < n % k else 0)
 

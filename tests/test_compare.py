@@ -117,11 +117,12 @@ def test_read_pairs_from_lm_eval_samples_and_revise_output(tmp_path):
 
 
 def test_human_results_draw_beside_the_judge(tmp_path):
-    from cnr_plugin.report import load_runs, plot
+    from cnr_plugin.report import plot
+    from cnr_plugin.results import read_runs
 
     rows, _ = human_labels([task(1, "a@1", (1, "A")), task(2, "b@1", (1, "B")), task(3, "a@2", (1, "B"))], SIDES)
     (tmp_path / "human_results.json").write_text(json.dumps(summarize(rows) | {"name": "people (t)"}))
-    (run,) = load_runs([tmp_path])
+    (run,) = read_runs([tmp_path])
     assert run.name == "people (t)" and run.extra["kind"] == "human" and sorted(run.points) == [1, 2]
     assert plot([run], tmp_path / "p.png").stat().st_size > 1000
     random.seed(0)

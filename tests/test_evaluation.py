@@ -263,6 +263,12 @@ def test_iteration_limit_is_one_constant_everywhere():
                    "lc_winrate_iter{}_ci95_hi"):
         assert {family.format(k) for k in range(1, MAX_ITERATIONS + 1)} <= metrics
         assert family.format(MAX_ITERATIONS + 1) not in metrics
+    # the YAML names exactly the metrics results.py defines, with their aggregations (one home)
+    from cnr_plugin.results import task_metrics
+
+    listed = [(m["metric"], m["aggregation"].removeprefix("cnr_utils."), m["higher_is_better"])
+              for m in task["metric_list"]]
+    assert listed == task_metrics(MAX_ITERATIONS)
     assert RunConfig(iterations=MAX_ITERATIONS).iterations == MAX_ITERATIONS
     with pytest.raises(RunOptionError, match="iterations"):
         run_config({"iterations": MAX_ITERATIONS + 1})

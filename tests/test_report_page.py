@@ -47,7 +47,8 @@ def make_run(tmp: Path) -> Path:
 
 def table_counts(page: str, iteration: int) -> dict[str, int]:
     row = re.search(rf"<tr data-run='[^']*' data-iteration='{iteration}'>(.*?)</tr>", page).group(1)
-    return {k: int(re.search(rf"class='n-{k}'>(\d+)<", row).group(1)) for k in ("won", "tied", "lost", "norev")}
+    return {k: int(re.search(rf"class='n-{k.replace(' ', '-')}'>(\d+)<", row).group(1))
+            for k in ("won", "tied", "lost", "not judged", "no usable revision")}
 
 
 def test_results_page_in_a_browser(tmp_path):
@@ -74,8 +75,8 @@ def test_results_page_in_a_browser(tmp_path):
             assert page.locator("#shown").inner_text() == str(counts[key]), outcome
             assert page.locator("details.item:visible").count() == counts[key]
         page.select_option("#iteration", "1")
-        page.get_by_role("button", name="no revision").click()
-        assert page.locator("#shown").inner_text() == str(table_counts(text, 1)["norev"]) == "4"
+        page.get_by_role("button", name="no usable revision").click()
+        assert page.locator("#shown").inner_text() == str(table_counts(text, 1)["no usable revision"]) == "4"
         page.get_by_role("button", name="all").click()
         page.fill("#q", "q7")
         assert page.locator("#shown").inner_text() == "1"

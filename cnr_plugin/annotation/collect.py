@@ -80,6 +80,34 @@ class PushResult:
     already_there: int
 
 
+def answer_prompts(prompts: str | Path, out: str | Path, *, base_url: str, model: str, api_key: str,
+                   max_tokens: int = 512, concurrency: int = 8) -> tuple[int, int]:
+    """Answer a prompts file (``id``?, ``prompt``, ``system``?, ``meta``? per row) with a served model:
+    the responses people will critique. The evaluation layer's backend and cache; every row is
+    checked (file:line:field) before the first request. Returns (rows, answered from the cache)."""
+    from cnr_plugin.cache import Cache
+    from cnr_plugin.evaluation import OpenAIBackend, cached_generate
+    from cnr_plugin.formats import Prompted
+    from cnr_plugin.formats.base import conversation, prompt_text
+    from cnr_plugin.records import PromptRecord, iter_records
+    from cnr_plugin.results import write_jsonl
+
+    rows = list(iter_records(prompts, model=PromptRecord))
+    if not rows:
+        raise CnRDataError(str(prompts), None, "no prompts in the file")
+    backend = OpenAIBackend(base_url, model, api_key=api_key, max_tokens=max_tokens, concurrency=concurrency,
+                            role="answering model", command="cnr annotate responses")
+    backend.check_reachable()
+    requests = [Prompted(messages=([{"role": "system", "content": r.system}] if r.system else [])
+                         + (conversation(r.prompt) or [{"role": "user", "content": prompt_text(r.prompt)}]))
+                for r in rows]
+    answers, generated = cached_generate(backend, requests, Cache(), namespace="response")
+    write_jsonl(out, [{"id": r.id or str(i), "prompt": r.prompt, "response": a,
+                       **({"system": r.system} if r.system else {}), **({"meta": r.meta} if r.meta else {})}
+                      for i, (r, a) in enumerate(zip(rows, answers), start=1)])
+    return len(rows), len(rows) - generated
+
+
 @dataclass(frozen=True)
 class Draft:
     """A served reviser's critique and revision of one pair, offered to the annotator to correct."""
@@ -95,7 +123,7 @@ def draft_revisions(pairs: list[Any], backend: Any, fmt: Any, model: str, exampl
     loop and cache); a generation that does not parse gives no draft and is reported."""
     from cnr_plugin.evaluation import Item, revise
 
-    items = [Item(str(p.id), p.prompt, p.response, p.system, p.meta or {}) for p in pairs]
+    items = [Item.from_record(p) for p in pairs]
     steps = revise(items, fmt, backend, 1, examples=examples, cache=cache, progress=False)
     drafts, problems = {}, []
     for it in items:
@@ -105,6 +133,21 @@ def draft_revisions(pairs: list[Any], backend: Any, fmt: Any, model: str, exampl
             continue
         drafts[it.id] = Draft(step.critique, step.revision, model)
     return drafts, problems
+
+
+def served_drafts(responses: str | Path, fields: dict[str, str] | None, *, base_url: str, model: str, api_key: str,
+                  fmt_name: str = "plain", fewshot: int = 0) -> tuple[dict[str, Draft], list[str]]:
+    """Drafts from a served reviser (model-assisted annotation): its critique and revision of each pair."""
+    from cnr_plugin.cache import Cache
+    from cnr_plugin.evaluation import OpenAIBackend, examples_for, run_config
+    from cnr_plugin.plugins import get_format
+
+    run = run_config({"format": fmt_name, "fewshot": fewshot}, source="cnr annotate push")
+    fmt = get_format(run.format)
+    backend = OpenAIBackend(base_url, model, api_key=api_key, stop=fmt.stop_sequences(), role="draft reviser",
+                            command="cnr annotate push")
+    backend.check_reachable()
+    return draft_revisions(read_responses(responses, fields=fields), backend, fmt, model, examples_for(run), Cache())
 
 
 def _prediction(draft: Draft) -> dict[str, Any]:

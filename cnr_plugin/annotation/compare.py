@@ -26,8 +26,9 @@ import numpy as np
 
 from .collect import client, find_or_create_project
 from cnr_plugin.errors import CnRError
-from cnr_plugin.evaluation.stats import bootstrap_ci
+from cnr_plugin.evaluation.stats import win_rate
 from cnr_plugin.formats.base import prompt_text
+from cnr_plugin.results import ResultsError, lm_eval_samples, read_items, write_human
 
 COMPARE_CONFIG = """<View>
   <Header value="Prompt"/>
@@ -77,20 +78,13 @@ def read_pairs(path: str | Path, iterations: list[int] | None = None) -> list[Co
     included) or a ``cnr revise`` output jsonl. A revision identical to the original is left out
     (there is nothing to compare)."""
     path = Path(path)
-    from cnr_plugin.lm_eval.docs import doc_prompt
-
     rows: list[tuple[str, Any, str, list[dict], list[dict]]] = []
     if path.is_dir():
-        files = sorted(path.rglob("samples_cnr_winrate_*.jsonl"))
-        if not files:
-            raise CompareError(f"{path}: no samples_cnr_winrate_*.jsonl (run lm_eval with --log_samples)")
-        for line in files[-1].read_text().splitlines():
-            s = json.loads(line)
-            resp = s["filtered_resps"][0] if isinstance(s["filtered_resps"], list) else s["filtered_resps"]
-            data = json.loads(resp)
-            doc = s["doc"]
-            rows.append((str(doc["id"]), doc_prompt(doc), doc["response"], data.get("steps", []),
-                         data.get("judgments", [])))
+        try:
+            items = read_items(lm_eval_samples(path))
+        except ResultsError as exc:
+            raise CompareError(str(exc)) from None
+        rows = [(it["id"], it["prompt"], it["response"], it["steps"], it["judgments"]) for it in items]
     else:
         from cnr_plugin.records import RevisedRecord, iter_records
 
@@ -213,14 +207,13 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
         by_pair: dict[str, list[float]] = {}
         for r in at:
             by_pair.setdefault(r["pair"], []).append(score[r["label"]])
-        per_pair = sorted(float(np.mean(v)) for v in by_pair.values())
-        lo, hi = bootstrap_ci(per_pair)
+        people = win_rate([float(np.mean(v)) for v in by_pair.values()])
         judged = [r for r in at if r["judge_score"] is not None]
         judge_pairs = {r["pair"]: r["judge_score"] for r in judged}
         out_rows.append({
             "iteration": k, "against": "original", "n_pairs": len(by_pair), "n_annotations": len(at),
-            "winrate": float(np.mean(per_pair)), "ci95": [lo, hi],
-            "judge_winrate_same_pairs": float(np.mean(sorted(judge_pairs.values()))) if judge_pairs else None,
+            "winrate": people["winrate"], "ci95": people["ci95"],
+            "judge_winrate_same_pairs": win_rate(list(judge_pairs.values()))["winrate"] if judge_pairs else None,
             "human_vs_judge": agreement([r["label"] for r in judged], [label(r["judge_score"]) for r in judged]),
         })
     # annotator pairs: Cohen's kappa on the pairs both judged; Light's kappa is their mean
@@ -257,8 +250,5 @@ def pull(title: str, sides_file: str | Path, out_dir: str | Path, ls: Any = None
     if not rows:
         raise CompareError(f"project {title!r}: no submitted choices yet")
     result = summarize(rows) | {"name": f"people ({title})", "project": title, "problems": problems}
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "human_results.json").write_text(json.dumps(result, indent=2))
-    (out / "human_judgments.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    write_human(out_dir, result, rows)
     return result, problems

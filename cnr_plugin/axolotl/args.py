@@ -10,7 +10,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from cnr_plugin.errors import CnRError
 from cnr_plugin.evaluation.run import MAX_ITERATIONS
+
+
+
+class CnRConfigError(CnRError, ValueError):
+    """An axolotl config whose CnR options, data or DeepSpeed settings cannot be used (a ValueError too,
+    as axolotl's own config errors are)."""
+
 
 LossOn = Literal["critique_and_revision", "revision", "critique"]
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-import yaml
 
 
 @click.command("cnr-eval")
@@ -13,11 +12,13 @@ import yaml
 @click.option("--device", default=None, help="cpu, cuda, cuda:0 ... (default: cuda if available)")
 def cnr_eval(config: Path, device: str | None) -> None:
     """Evaluate the model CONFIG trained with cnr_winrate (cnr_eval_* keys of the config)."""
-    from .evaluate import evaluate_trained
+    from cnr_plugin.errors import CnRError
 
-    cfg = yaml.safe_load(config.read_text())
+    from .evaluate import evaluate_trained
+    from .memory import read_config
+
     try:
-        results = evaluate_trained(cfg, device)
-    except (FileNotFoundError, RuntimeError, ValueError) as exc:
+        results = evaluate_trained(read_config(config), device)
+    except CnRError as exc:  # the command-line boundary: one line, exit status 1
         raise click.ClickException(str(exc)) from None
     click.echo(f"cnr_winrate results: {results}")

@@ -14,9 +14,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .args import CnRArgs
+from cnr_plugin.errors import CnRError
+
+from .args import CnRArgs, CnRConfigError
 
 LOG = logging.getLogger("axolotl.integrations.cnr_plugin")
+
+
+class PostTrainEvalError(CnRError):
+    """cnr_winrate on the trained model did not finish (its own error is printed above this one)."""
 
 
 def lm_eval_args(cfg: dict[str, Any], device: str | None = None) -> tuple[list[str], Path]:
@@ -24,7 +30,7 @@ def lm_eval_args(cfg: dict[str, Any], device: str | None = None) -> tuple[list[s
     options = CnRArgs.model_validate({k: v for k, v in cfg.items() if k in CnRArgs.model_fields})
     output_dir = Path(str(cfg.get("output_dir") or "./model-out"))
     if not output_dir.is_dir():
-        raise FileNotFoundError(f"no trained model in {output_dir} (output_dir of the config): train it first")
+        raise CnRConfigError(f"no trained model in {output_dir} (output_dir of the config): train it first")
     if cfg.get("adapter") in ("lora", "qlora"):
         model_args = f"inner=hf,pretrained={cfg['base_model']},peft={output_dir}"
     else:
@@ -53,16 +59,17 @@ def lm_eval_args(cfg: dict[str, Any], device: str | None = None) -> tuple[list[s
 
 def evaluate_trained(cfg: dict[str, Any], device: str | None = None) -> Path:
     """Run cnr_winrate on the trained model; returns the results folder (table + PNG inside)."""
-    from cnr_plugin.report import format_table, load_runs, plot
+    from cnr_plugin.report import format_table, plot
+    from cnr_plugin.results import read_runs
 
     args, results = lm_eval_args(cfg, device)
     cmd = [sys.executable, "-m", "cnr_plugin.lm_eval.cli", *args]
     LOG.info("cnr: evaluating the trained model: %s", " ".join(cmd))
     proc = subprocess.run(cmd)
     if proc.returncode != 0:
-        raise RuntimeError(f"cnr_winrate on the trained model failed (exit {proc.returncode}); the trained model "
+        raise PostTrainEvalError(f"cnr_winrate on the trained model failed (exit {proc.returncode}); the trained model "
                            f"is saved in {cfg.get('output_dir')}, re-run with: axolotl cnr-eval <config>")
-    runs = load_runs([results])
+    runs = read_runs([results])
     LOG.info("cnr: win rates\n%s", format_table(runs))
     png = plot(runs, results / "cnr_winrate.png")
     LOG.info("cnr: plot %s", png)

@@ -22,9 +22,12 @@ from unittest import mock
 
 import yaml
 
+from pydantic import ValidationError
+
+from cnr_plugin.errors import one_line
 from cnr_plugin.resources import config_path
 
-from .args import Hardware
+from .args import CnRConfigError, Hardware
 
 GB = 1e9
 #: hub ids whose architecture ships with the package (config.json only, no weights)
@@ -75,7 +78,7 @@ def _model_config(base_model: str, cfg_dir: Path) -> tuple[Any, str]:
     for candidate in (Path(base_model), cfg_dir / base_model):
         if (candidate / "config.json").is_file():
             return AutoConfig.from_pretrained(str(candidate)), str(candidate)
-    raise ValueError(f"no architecture for base_model {base_model!r}: not a local model directory and not one of "
+    raise CnRConfigError(f"no architecture for base_model {base_model!r}: not a local model directory and not one of "
                      f"{', '.join(KNOWN_MODEL_CONFIGS)}")
 
 
@@ -111,7 +114,7 @@ def lora_params(model: Any, cfg: dict[str, Any]) -> int:
             continue
         total += r * (module.in_features + module.out_features)
     if total == 0:
-        raise ValueError("the LoRA config targets no linear module (set lora_target_linear or lora_target_modules)")
+        raise CnRConfigError("the LoRA config targets no linear module (set lora_target_linear or lora_target_modules)")
     return total
 
 
@@ -138,7 +141,7 @@ def fill_ds_config(ds_config: dict[str, Any], cfg: dict[str, Any], model: Any, w
     hf.trainer_config_finalize(args, model, num_training_steps=1000)
     left = [k for k, v in _walk(hf.config) if v == "auto"]
     if left:
-        raise ValueError(f"DeepSpeed config keeps 'auto' values nobody fills: {', '.join(left)}")
+        raise CnRConfigError(f"DeepSpeed config keeps 'auto' values nobody fills: {', '.join(left)}")
     return hf.config
 
 
@@ -160,32 +163,50 @@ def validate_ds_config(ds_config: dict[str, Any], world_size: int) -> Any:
         return DeepSpeedConfig(copy.deepcopy(ds_config))
 
 
+def read_config(path: Path) -> dict[str, Any]:
+    """An axolotl config as a mapping; a file that is no YAML mapping fails in one line naming the line."""
+    try:
+        cfg = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise CnRConfigError(f"{path}{f':{mark.line + 1}' if mark else ''}: invalid YAML: "
+                             f"{getattr(exc, 'problem', exc)}") from None
+    if not isinstance(cfg, dict):
+        raise CnRConfigError(f"{path}: expected a mapping of axolotl options, got {type(cfg).__name__}")
+    return cfg
+
+
 def check_config(path: str | Path) -> MemoryReport:
     from deepspeed.runtime.zero.stage3 import estimate_zero3_model_states_mem_needs
 
     path = Path(path)
-    cfg = yaml.safe_load(path.read_text())
+    cfg = read_config(path)
     if not cfg.get("cnr_hardware"):
-        raise ValueError(f"{path}: no `cnr_hardware:` section says what hardware the config is sized for")
-    hw = Hardware.model_validate(cfg["cnr_hardware"])
+        raise CnRConfigError(f"{path}: no `cnr_hardware:` section says what hardware the config is sized for")
+    try:
+        hw = Hardware.model_validate(cfg["cnr_hardware"])
+    except ValidationError as exc:
+        raise CnRConfigError(f"{path}: cnr_hardware {one_line(exc)}") from None
     world = hw.nodes * hw.gpus_per_node
+    if not cfg.get("base_model"):
+        raise CnRConfigError(f"{path}: no `base_model:`")
     model_config, model_name = _model_config(str(cfg["base_model"]), path.parent)
     model = meta_model(model_config)
     total, largest = count_params(model)
 
     ds_path = Path(str(cfg.get("deepspeed") or ""))
     if not cfg.get("deepspeed"):
-        raise ValueError(f"{path}: no `deepspeed:` config")
+        raise CnRConfigError(f"{path}: no `deepspeed:` config")
     for candidate in (ds_path, path.parent / ds_path, path.parent / "deepspeed" / ds_path.name):
         if candidate.is_file():
             ds_path = candidate
             break
     else:
-        raise FileNotFoundError(f"{path}: DeepSpeed config {ds_path} not found")
+        raise CnRConfigError(f"{path}: DeepSpeed config {ds_path} not found")
     ds_filled = fill_ds_config(json.loads(ds_path.read_text()), cfg, model, world)
     ds = validate_ds_config(ds_filled, world)
     if ds.zero_optimization_stage != 3:
-        raise ValueError(f"{ds_path}: the estimate here is for ZeRO stage 3, the config has {ds.zero_optimization_stage}")
+        raise CnRConfigError(f"{ds_path}: the estimate here is for ZeRO stage 3, the config has {ds.zero_optimization_stage}")
     offload_opt = bool(ds.zero_config.offload_optimizer and ds.zero_config.offload_optimizer.device != "none")
     offload_param = bool(ds.zero_config.offload_param and ds.zero_config.offload_param.device != "none")
 

@@ -8,7 +8,6 @@ each set of CnR options and strategy code, and can evaluate the trained model wi
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import importlib
 import json
@@ -19,7 +18,9 @@ from typing import Any
 
 from axolotl.integrations.base import BasePlugin
 
-from .args import OPTION_NAMES, CnRArgs
+from cnr_plugin.errors import closest
+
+from .args import OPTION_NAMES, CnRArgs, CnRConfigError
 
 # under "axolotl." so that axolotl's logging setup shows our INFO lines like its own
 LOG = logging.getLogger("axolotl.integrations.cnr_plugin")
@@ -35,9 +36,7 @@ def check_option_names(cfg: dict[str, Any]) -> None:
     """A misspelled ``cnr_*`` key is an error, not a silently ignored option."""
     for key in cfg:
         if str(key).startswith("cnr_") and key not in OPTION_NAMES:
-            close = difflib.get_close_matches(key, OPTION_NAMES, n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
-            raise ValueError(f"unknown CnR option '{key}'{hint} (known: {', '.join(sorted(OPTION_NAMES))})")
+            raise CnRConfigError(f"{closest(key, OPTION_NAMES, 'CnR option')} (known: {', '.join(sorted(OPTION_NAMES))})")
 
 
 def options_fingerprint(options: CnRArgs) -> str:
@@ -105,12 +104,12 @@ def check_lengths(cfg: Any, tokenizer: Any) -> None:
         return
     fmt = get_format(cfg.get("cnr_format") or "plain")
     seq = int(cfg.get("sequence_len") or 2048)
-    too_long = [where for where, rec in located if fmt.token_length(rec, tokenizer) > seq]
+    too_long = [where for where, rec in located if (fmt.record_tokens(rec, tokenizer) or 0) > seq]
     if too_long:
         LOG.warning("cnr: %d of %d records are longer than sequence_len=%d tokens and axolotl drops them: %s",
                     len(too_long), len(located), seq, ", ".join(too_long))
     if too_long and len(located) - len(too_long) < 2:  # a single record that fits does train
-        raise ValueError(f"cnr: only {len(located) - len(too_long)} of {len(located)} CnR records fit in "
+        raise CnRConfigError(f"cnr: only {len(located) - len(too_long)} of {len(located)} CnR records fit in "
                          f"sequence_len={seq} tokens and axolotl needs at least 2 to train: raise sequence_len or "
                          f"shorten {', '.join(too_long[:5])}{' ...' if len(too_long) > 5 else ''}")
 

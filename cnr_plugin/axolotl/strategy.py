@@ -15,6 +15,8 @@ from cnr_plugin.formats import CnRFormat
 from cnr_plugin.plugins import get_format
 from cnr_plugin.records import CnRDataError, validate_row
 
+from .args import CnRConfigError
+
 # under "axolotl." so that axolotl's logging setup shows our INFO lines like its own
 LOG = logging.getLogger("axolotl.integrations.cnr_plugin")
 IGNORE = -100
@@ -35,7 +37,7 @@ class CnRStrategy(PromptTokenizingStrategy):
                  train_on_inputs: bool = False, sequence_len: int = 2048, fields: dict[str, str] | None = None):
         super().__init__(None, tokenizer, train_on_inputs=train_on_inputs, sequence_len=sequence_len)
         if not getattr(tokenizer, "is_fast", False):
-            raise ValueError("cnr_plugin needs a fast tokenizer (character offsets mark where the target starts)")
+            raise CnRConfigError("cnr_plugin needs a fast tokenizer (character offsets mark where the target starts)")
         self.fmt, self.loss_on, self.fields = fmt, loss_on, fields
 
     @property
@@ -60,7 +62,7 @@ class CnRStrategy(PromptTokenizingStrategy):
                 record = validate_row(row, source="training dataset", line=i + 1, unit="row of batch",
                                       fields=self.fields)
             except CnRDataError as exc:
-                raise ValueError(f"{exc} (run `cnr validate <file>` for file and line)") from None
+                raise CnRConfigError(f"{exc} (run `cnr validate <file>` for file and line)") from None
             rendered = self.fmt.render_record(record, tokenizer=self.tokenizer)
             texts.append(rendered.input + rendered.target)
             spans.append(self._span(rendered))
@@ -95,7 +97,7 @@ class CnRStrategy(PromptTokenizingStrategy):
 def load(tokenizer: Any, cfg: Any, ds_cfg: Any = None) -> CnRStrategy:
     plugins = list(cfg.get("plugins") or [])
     if PLUGIN not in plugins:
-        raise ValueError(f"dataset type cnr_plugin.axolotl.strategy needs `plugins: [{PLUGIN}]` in the config "
+        raise CnRConfigError(f"dataset type cnr_plugin.axolotl.strategy needs `plugins: [{PLUGIN}]` in the config "
                          "(it carries the cnr_* options, which axolotl drops otherwise)")
     from cnr_plugin.records import field_map
 

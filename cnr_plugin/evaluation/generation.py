@@ -11,7 +11,6 @@ repeated run never generates the same thing twice. Used by the lm-eval wrapper m
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
@@ -22,8 +21,8 @@ from tqdm.auto import tqdm
 from cnr_plugin.cache import Cache, make_key
 from cnr_plugin.errors import CnRError
 from cnr_plugin.formats import CnRFormat, Prompted
+from cnr_plugin.formats.base import CHARS_PER_TOKEN, estimate_tokens
 
-from .run import CHARS_PER_TOKEN
 
 LOG = logging.getLogger("cnr_plugin.evaluation")
 
@@ -45,6 +44,11 @@ class Item:
     response: str
     system: str | None = None
     meta: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    @classmethod
+    def from_record(cls, record: Any) -> Item:
+        """The item of a (prompt, response) record (:class:`cnr_plugin.records.ResponseRecord` or alike)."""
+        return cls(str(record.id), record.prompt, record.response, record.system, record.meta or {})
 
 
 @dataclass(frozen=True)
@@ -107,10 +111,6 @@ def request_text(request: Prompted) -> str:
     if request.messages is None:
         return request.text or ""
     return "\n".join(m["content"] for m in request.messages)
-
-
-def estimate_tokens(text: str) -> int:
-    return math.ceil(len(text) / CHARS_PER_TOKEN)
 
 
 def check_lengths(items: Sequence[Item], fmt: CnRFormat, *, max_tokens: int, policy: str,

@@ -15,7 +15,6 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 from tqdm.auto import tqdm
 
 from cnr_plugin.cache import Cache, make_key
@@ -23,7 +22,7 @@ from cnr_plugin.errors import CnRError
 from cnr_plugin.judges import JudgeConfig, JudgeConfigError, JudgePair, Verdict, judge_reads, load_judge_config, make_judge
 
 from .generation import Item
-from .stats import bootstrap_ci, length_controlled
+from .stats import length_controlled, win_rate
 
 LOG = logging.getLogger("cnr_plugin.evaluation")
 
@@ -190,14 +189,13 @@ def summarize(judged: Sequence[Judged], max_failed_fraction: float = 1.0) -> dic
     rows = []
     for (against, it), js in sorted(by.items()):
         ok = [j for j in js if j.score is not None]
-        scores: list[float] = [j.score for j in ok if j.score is not None]
-        lo, hi = bootstrap_ci(scores)
+        wr = win_rate([j.score for j in ok])
         lc = length_controlled([(j.score, len(j.comparison.revision), len(j.comparison.baseline))  # type: ignore[misc]
                                 for j in ok])
-        rows.append({"against": against, "iteration": it, "n": len(js), "n_judged": len(scores),
+        rows.append({"against": against, "iteration": it, "n": len(js), "n_judged": wr["n"],
                      "n_failed": sum(j.status == "failed" for j in js),
                      "n_unparsed": sum(j.status == "unparsed" for j in js),
-                     "winrate": float(np.mean(scores)) if scores else float("nan"), "ci95": [lo, hi],
+                     "winrate": wr["winrate"], "ci95": wr["ci95"],
                      "lc_winrate": lc["winrate"], "lc_ci95": lc["ci95"]})
     n_bad = sum(j.score is None for j in judged)
     if n_bad:

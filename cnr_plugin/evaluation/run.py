@@ -18,8 +18,6 @@ from cnr_plugin.resources import data_path, eval_tasks_path
 #: the most critique-and-revise iterations a run may ask for (the paper goes to 5); the task
 #: YAML has one metric per iteration up to this (a test checks that they agree)
 MAX_ITERATIONS = 10
-#: without a tokenizer, tokens are estimated as characters / this (English prose is ~4)
-CHARS_PER_TOKEN = 4
 #: prompt + response (+ few-shot examples) above this many tokens are "oversized" unless the
 #: run or the reviser's context says otherwise
 DEFAULT_MAX_INPUT_TOKENS = 32768

@@ -39,6 +39,16 @@ def bootstrap_ci(scores: Sequence[float | None], n_boot: int = 10_000, level: fl
     return float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha))
 
 
+def win_rate(scores: Sequence[float | None]) -> dict[str, Any]:
+    """The win rate of per-item scores (1 win, 0.5 tie, 0 loss, or an expected score; None is
+    excluded): the mean, with its 95 % interval (:func:`bootstrap_ci`). The one aggregation of win
+    rates: the evaluation summary, lm-eval's metrics, people's verdicts and the results page all
+    call it, and the mean is taken over the sorted scores, so the order of items never moves it."""
+    x = np.sort(np.asarray([s for s in scores if s is not None], dtype=float))
+    lo, hi = bootstrap_ci(list(x))
+    return {"winrate": float(x.mean()) if x.size else float("nan"), "ci95": [lo, hi], "n": int(x.size)}
+
+
 def paired_difference(a: Mapping[str, float], b: Mapping[str, float], n_boot: int = 10_000, level: float = 0.95,
                       seed: int = 0) -> dict[str, Any]:
     """Mean of a - b over the items both scored (the same items, e.g. trained vs control), with a

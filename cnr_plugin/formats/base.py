@@ -19,7 +19,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol
+import math
+from typing import Any, ClassVar
 
 SECTIONS = ("Prompt", "Response", "Critique", "Revision")
 MARKERS = {name: f"### {name}:" for name in SECTIONS}
@@ -31,6 +32,14 @@ _MARKER = r"(?:### (?:Prompt|Response|Critique|Revision)|#### (?:System|User|Ass
 _ESCAPE_RE = re.compile(rf"^(\\*)({_MARKER})", re.MULTILINE)
 _UNESCAPE_RE = re.compile(rf"^\\(\\*{_MARKER})", re.MULTILINE)
 _MARKER_LINE_RE = re.compile(r"^### (Prompt|Response|Critique|Revision):[ \t]*\r?$", re.MULTILINE)
+
+#: without a tokenizer, tokens are estimated as characters / this (English prose is ~4)
+CHARS_PER_TOKEN = 4
+
+
+def estimate_tokens(text: str) -> int:
+    return math.ceil(len(text) / CHARS_PER_TOKEN)
+
 
 #: a prompt: text, or the conversation (role/content turns, the last a user turn) before the response
 Prompt = str | list[dict[str, str]]
@@ -186,12 +195,6 @@ def says_no_cons(critique: str | None) -> bool:
     return bool(items) and all(item in _NONE_ITEMS for item in items)
 
 
-class ChatTemplater(Protocol):
-    """Anything that turns a list of chat messages into model text (an HF tokenizer, an lm-eval LM)."""
-
-    def apply_chat_template(self, messages: list[dict[str, str]], **kwargs: Any) -> Any: ...
-
-
 class CnRFormat:
     """Base class of formats. Subclasses set ``name`` and implement :meth:`render_input` and
     :meth:`render`; parsing is shared, so every format can be read back by the same parser."""
@@ -231,6 +234,16 @@ class CnRFormat:
         ids = tokenizer(r.input + r.target, add_special_tokens=True)["input_ids"]
         eos = getattr(tokenizer, "eos_token_id", None)
         return len(ids) + int(self.append_eos and eos is not None and (not ids or ids[-1] != eos))
+
+    def record_tokens(self, record: Any, tokenizer: Any = None) -> int | None:
+        """Tokens of a rendered record: exact with ``tokenizer`` (:meth:`token_length`), else estimated
+        from its characters; None where it cannot be rendered without a tokenizer (chat templates)."""
+        if tokenizer is not None:
+            return self.token_length(record, tokenizer)
+        if self.uses_chat_template:
+            return None
+        r = self.render_record(record)
+        return estimate_tokens(r.input + r.target)
 
     def no_cons(self, critique: str | None) -> bool:
         """Whether a generated critique says nothing is wrong (``stop_when: no_cons``). The

@@ -15,7 +15,7 @@ def read_items(run: RunConfig) -> list[Item]:
     pairs = read_responses(Path(run.responses), fields=run.field_map())
     if run.limit:
         pairs = pairs[: run.limit]
-    return [Item(str(p.id), p.prompt, p.response, p.system, p.meta or {}) for p in pairs]
+    return [Item.from_record(p) for p in pairs]
 
 
 def make_docs(run: RunConfig, items: list[Item]) -> list[dict[str, Any]]:

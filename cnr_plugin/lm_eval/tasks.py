@@ -14,10 +14,11 @@ import logging
 from typing import Any
 
 from cnr_plugin.cache import Cache
-from cnr_plugin.evaluation import (RunConfig, bootstrap_ci, examples_for, judge_revisions, length_controlled,
-                                   prepare_judge, run_config)
+from cnr_plugin.evaluation import (RunConfig, examples_for, judge_revisions, length_controlled, prepare_judge,
+                                   run_config, win_rate)
 from cnr_plugin.judges import load_judge_config
 from cnr_plugin.plugins import get_format
+from cnr_plugin.results import item_metrics
 
 from . import CnRRunError, run_errors
 from .docs import doc_items, make_docs, read_items
@@ -99,49 +100,29 @@ def judge(resps: list[list[str]], docs: list[dict[str, Any]]) -> list[str]:
 
 
 def process_results(doc: dict[str, Any], results: list[str]) -> dict[str, Any]:
-    data = json.loads(results[0])
-    steps = data["steps"]
-    out: dict[str, Any] = {"n_items": 1, "n_failed": 0, "n_unparsed": 0,
-                             "n_skipped_oversized": int(bool(data.get("skipped"))),
-                             "n_revision_parse_failures": sum(s["revision"] is None and not s.get("stopped")
-                                                              for s in steps),
-                             # per item: what the run cost (stopped items are not asked again)
-                             "reviser_requests": sum(not s.get("stopped") for s in steps),
-                             "accept_judgments": data.get("accept_judgments", 0)}
-    original_len = max(1, len(doc["response"]))
-    stopped = 0
-    for step in steps:
-        it = step["iteration"]
-        out[f"len_ratio_iter{it}"] = len(step["result"]) / original_len
-        stopped = stopped or int(bool(step.get("stopped") or step.get("stop_signal")))
-        out[f"stopped_iter{it}"] = stopped  # the item will not be revised after iteration `it`
-        out[f"rejected_iter{it}"] = int(step.get("accepted") is False)
-    for j in data.get("judgments", []):
-        it = j["iteration"]
-        if j["status"] != "ok":
-            out[f"n_{j['status']}"] += 1
-            continue
-        name = f"winrate_iter{it}" if j["against"] == "original" else f"winrate_vs_prev_iter{it}"
-        out[name] = j["score"]
-        if j["against"] == "original":
-            out[f"{name}_ci95_lo"] = out[f"{name}_ci95_hi"] = j["score"]
-            # the length-controlled win rate is fitted over all items: each carries its lengths
-            result = next(s["result"] for s in steps if s["iteration"] == it)
-            lc = (j["score"], len(result), len(doc["response"]))
-            out[f"lc_winrate_iter{it}"] = out[f"lc_winrate_iter{it}_ci95_lo"] = out[f"lc_winrate_iter{it}_ci95_hi"] = lc
-    return out
+    """Per-document metrics, named and computed by :func:`cnr_plugin.results.item_metrics`."""
+    return item_metrics(doc["response"], json.loads(results[0]))
 
 
 def total(items: list[float]) -> float:
     return float(sum(items))
 
 
+@functools.lru_cache(maxsize=64)
+def _win_rate(items: tuple[float, ...]) -> dict[str, Any]:
+    return win_rate(items)
+
+
+def winrate(items: list[float]) -> float:
+    return _win_rate(tuple(sorted(items)))["winrate"]
+
+
 def ci95_lo(items: list[float]) -> float:
-    return bootstrap_ci(items)[0]
+    return _win_rate(tuple(sorted(items)))["ci95"][0]
 
 
 def ci95_hi(items: list[float]) -> float:
-    return bootstrap_ci(items)[1]
+    return _win_rate(tuple(sorted(items)))["ci95"][1]
 
 
 @functools.lru_cache(maxsize=64)
@@ -161,5 +142,5 @@ def lc_ci95_hi(items: list[tuple[float, int, int]]) -> float:
     return _lc(tuple(sorted(map(tuple, items))))["ci95"][1]
 
 
-__all__ = ["load_docs", "doc_to_text", "judge", "process_results", "total", "ci95_lo", "ci95_hi", "lc_winrate",
-           "lc_ci95_lo", "lc_ci95_hi", "CnRRunError"]
+__all__ = ["load_docs", "doc_to_text", "judge", "process_results", "total", "winrate", "ci95_lo", "ci95_hi",
+           "lc_winrate", "lc_ci95_lo", "lc_ci95_hi", "CnRRunError"]

@@ -1,0 +1,352 @@
+"""A run's results, written and read in one place, for every entry point and every reader.
+
+Four layouts, one reader (:func:`read_runs`, :func:`read_items`):
+
+* an lm-eval output folder: ``<output_path>/<model>/results_<stamp>.json`` with the metrics named
+  here (:data:`PER_RUN`, :data:`PER_ITERATION`), and with ``--log_samples`` the items in
+  ``samples_cnr_winrate_<stamp>.jsonl``;
+* a ``cnr judge`` folder (:func:`write_judged`): ``cnr_results.json`` (summary), ``samples.jsonl``
+  (items with their steps and verdicts) and ``judgments.jsonl`` (one row per comparison);
+* a ``cnr annotate compare pull`` folder (:func:`write_human`): ``human_results.json`` and
+  ``human_judgments.jsonl``;
+* ``cnr revise`` output (:func:`write_revisions`): one jsonl row per item with its steps.
+
+Every item reads back as one dict shape: ``id``, ``prompt`` (text, or the conversation),
+``response``, ``system``, ``meta``, ``steps`` (:class:`cnr_plugin.evaluation.Step` as dicts),
+``judgments`` (:class:`cnr_plugin.evaluation.Judged` as dicts) and ``skipped``. The report, the
+results page, human comparison and the demo read it through here, and the outcome vocabulary
+(won, tied, lost, not judged, no usable revision) is this module's.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import CnRError
+
+#: what a generation that the loop could not read a revision from is called, everywhere
+NO_REVISION = "no usable revision"
+#: outcomes of one comparison of a revision with its original, and of an iteration of an item
+OUTCOMES = ("won", "tied", "lost", "not judged", NO_REVISION)
+
+# -- metric names (lm-eval's table) -----------------------------------------------------------------
+
+#: per run: (metric, aggregation of the cnr_utils module or lm-eval's own, higher is better)
+PER_RUN = (
+    ("n_items", "total", True),
+    ("n_failed", "total", False),
+    ("n_unparsed", "total", False),
+    ("n_revision_parse_failures", "total", False),  # generations with no usable revision
+    ("n_skipped_oversized", "total", False),
+    ("reviser_requests", "mean", False),
+    ("accept_judgments", "mean", False),
+)
+#: per iteration k: (metric template, aggregation, higher is better, first iteration it exists for)
+PER_ITERATION = (
+    ("winrate_iter{k}", "winrate", True, 1),
+    ("winrate_iter{k}_ci95_lo", "ci95_lo", True, 1),
+    ("winrate_iter{k}_ci95_hi", "ci95_hi", True, 1),
+    ("winrate_vs_prev_iter{k}", "winrate", True, 2),
+    ("lc_winrate_iter{k}", "lc_winrate", True, 1),
+    ("lc_winrate_iter{k}_ci95_lo", "lc_ci95_lo", True, 1),
+    ("lc_winrate_iter{k}_ci95_hi", "lc_ci95_hi", True, 1),
+    ("len_ratio_iter{k}", "mean", False, 1),
+    ("stopped_iter{k}", "mean", False, 1),
+    ("rejected_iter{k}", "mean", False, 1),
+)
+_WINRATE_METRIC = re.compile(r"^(lc_)?winrate_iter(\d+)(_ci95_lo|_ci95_hi)?$")
+
+
+def task_metrics(max_iterations: int) -> list[tuple[str, str, bool]]:
+    """Every metric of the cnr_winrate task, as its YAML's ``metric_list`` must name them."""
+    out = list(PER_RUN)
+    for template, aggregation, higher, first in PER_ITERATION:
+        out += [(template.format(k=k), aggregation, higher) for k in range(first, max_iterations + 1)]
+    return out
+
+
+def item_metrics(original: str, data: dict[str, Any]) -> dict[str, Any]:
+    """One document's metrics (lm-eval's ``process_results``) from its steps and verdicts."""
+    steps = data["steps"]
+    out: dict[str, Any] = {"n_items": 1, "n_failed": 0, "n_unparsed": 0,
+                           "n_skipped_oversized": int(bool(data.get("skipped"))),
+                           "n_revision_parse_failures": sum(no_revision(s) for s in steps),
+                           # per item: what the run cost (stopped items are not asked again)
+                           "reviser_requests": sum(not s.get("stopped") for s in steps),
+                           "accept_judgments": data.get("accept_judgments", 0)}
+    original_len = max(1, len(original))
+    stopped = 0
+    for step in steps:
+        k = step["iteration"]
+        out[f"len_ratio_iter{k}"] = len(step["result"]) / original_len
+        stopped = stopped or int(bool(step.get("stopped") or step.get("stop_signal")))
+        out[f"stopped_iter{k}"] = stopped  # the item will not be revised after iteration k
+        out[f"rejected_iter{k}"] = int(step.get("accepted") is False)
+    for j in data.get("judgments", []):
+        k = j["iteration"]
+        if j["status"] != "ok":
+            out[f"n_{j['status']}"] += 1
+            continue
+        if j["against"] != "original":
+            out[f"winrate_vs_prev_iter{k}"] = j["score"]
+            continue
+        out[f"winrate_iter{k}"] = out[f"winrate_iter{k}_ci95_lo"] = out[f"winrate_iter{k}_ci95_hi"] = j["score"]
+        # the length-controlled win rate is fitted over all items: each carries its lengths
+        result = next(s["result"] for s in steps if s["iteration"] == k)
+        lc = (j["score"], len(result), len(original))
+        out[f"lc_winrate_iter{k}"] = out[f"lc_winrate_iter{k}_ci95_lo"] = out[f"lc_winrate_iter{k}_ci95_hi"] = lc
+    return out
+
+
+# -- items and outcomes ------------------------------------------------------------------------------
+
+def no_revision(step: dict[str, Any]) -> bool:
+    """A step whose generation gave no usable revision (the loop kept the text)."""
+    return step.get("revision") is None and not step.get("stopped")
+
+
+def outcome(score: float | None, status: str) -> str:
+    if status != "ok" or score is None:
+        return "not judged"
+    return "won" if score > 0.5 else "lost" if score < 0.5 else "tied"
+
+
+def item_outcomes(item: dict[str, Any]) -> dict[int, str]:
+    return {j["iteration"]: outcome(j["score"], j["status"]) for j in item.get("judgments", [])
+            if j["against"] == "original"}
+
+
+def counts(items: Iterable[dict[str, Any]], iteration: int) -> dict[str, int]:
+    """How many items won, tied, lost or were not judged at ``iteration``, and how many had no
+    usable revision there (those are also judged: the kept text against the original)."""
+    out = dict.fromkeys(OUTCOMES, 0)
+    for it in items:
+        o = item_outcomes(it).get(iteration)
+        if o:
+            out[o] += 1
+        out[NO_REVISION] += any(s["iteration"] == iteration and no_revision(s) for s in it.get("steps", []))
+    return out
+
+
+def item_scores(items: Iterable[dict[str, Any]], iteration: int) -> dict[str, float]:
+    """Each judged item's score at ``iteration`` (against the original), by id: paired comparisons
+    of two runs on the same items read these."""
+    return {str(it["id"]): j["score"] for it in items for j in it.get("judgments", [])
+            if j["iteration"] == iteration and j["against"] == "original" and j["score"] is not None}
+
+
+def letter_winrate(items: Sequence[dict[str, Any]], iteration: int) -> float | None:
+    """For runs with probability verdicts: the win rate the same verdicts give read as letters
+    (None where the verdicts carry no probabilities)."""
+    from .evaluation.judging import score_orders
+    from .evaluation.stats import win_rate
+    from .judges import Verdict
+
+    scores = []
+    for it in items:
+        for j in it.get("judgments", []):
+            if j["iteration"] != iteration or j["against"] != "original" or j["status"] != "ok":
+                continue
+            if "probs" not in j["forward"]:
+                return None
+            score, _ = score_orders(Verdict(j["forward"]["winner"], "ok"), Verdict(j["backward"]["winner"], "ok"))
+            scores.append(score)
+    return win_rate(scores)["winrate"] if scores else None
+
+
+# -- reading -----------------------------------------------------------------------------------------
+
+class ResultsError(CnRError):
+    """A results folder or file that holds no run this module can read."""
+
+
+@dataclass
+class Run:
+    """One run's win rates by iteration, wherever they were written."""
+
+    name: str
+    source: str
+    # iteration -> (win rate, ci low, ci high)
+    points: dict[int, tuple[float, float, float]] = field(default_factory=dict)
+    # iteration -> (length-controlled win rate, ci low, ci high)
+    lc: dict[int, tuple[float, float, float]] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _run_from_lm_eval(path: Path, data: dict[str, Any]) -> Run | None:
+    res = data.get("results", {}).get("cnr_winrate")
+    if not res:
+        return None
+    vals: dict[int, dict[str, float]] = {}
+    for key, value in res.items():
+        m = _WINRATE_METRIC.match(key.split(",")[0])
+        if m and isinstance(value, (int, float)):
+            vals.setdefault(int(m.group(2)), {})[(m.group(1) or "") + (m.group(3) or "mean")] = float(value)
+    args = (data.get("config") or {}).get("model_args") or {}
+    if isinstance(args, str):
+        args = dict(kv.split("=", 1) for kv in args.split(",") if "=" in kv)
+    model = str(args.get("peft") or args.get("pretrained") or args.get("model") or path.parent.name)
+    # lm-eval writes <output_path>/<model>/results_*.json: the run is named by its output folder and
+    # the model's last path part, never by absolute paths (they cut a plot's legend)
+    name = f"{path.parent.parent.name}: {Path(model.rstrip('/')).name or model}"
+    run = Run(name, str(path))
+    nan = float("nan")
+    for k, v in sorted(vals.items()):
+        if "mean" in v:
+            run.points[k] = (v["mean"], v.get("_ci95_lo", nan), v.get("_ci95_hi", nan))
+        if "lc_mean" in v:
+            run.lc[k] = (v["lc_mean"], v.get("lc__ci95_lo", nan), v.get("lc__ci95_hi", nan))
+    run.extra = {k.split(",")[0]: v for k, v in res.items() if k.startswith(("n_", "len_ratio")) and "stderr" not in k}
+    return run
+
+
+def _run_from_summary(path: Path, data: dict[str, Any]) -> Run:
+    run = Run(data.get("name") or path.parent.name, str(path))
+    for row in data["rows"]:
+        if row["against"] == "original":
+            run.points[row["iteration"]] = (row["winrate"], *row["ci95"])
+            if "lc_winrate" in row:
+                run.lc[row["iteration"]] = (row["lc_winrate"], *row["lc_ci95"])
+    run.extra = {k: data[k] for k in ("n_comparisons", "n_excluded", "kind") if k in data}
+    return run
+
+
+def result_files(paths: Iterable[str | Path]) -> list[Path]:
+    files: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            files += (sorted(p.rglob("results_*.json")) + sorted(p.rglob("cnr_results.json")) +
+                      sorted(p.rglob("human_results.json")))
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise ResultsError(f"{p} does not exist")
+    return files
+
+
+def read_runs(paths: Sequence[str | Path]) -> list[Run]:
+    """Runs from lm-eval output folders / results JSON files, ``cnr judge`` results, or people's
+    verdicts (``cnr annotate compare pull``)."""
+    runs = []
+    for f in result_files(paths):
+        try:
+            data = json.loads(f.read_text())
+        except json.JSONDecodeError as exc:
+            raise ResultsError(f"{f}:{exc.lineno}: invalid JSON: {exc.msg}") from None
+        run = _run_from_summary(f, data) if "rows" in data else _run_from_lm_eval(f, data)
+        if run is not None and run.points:
+            runs.append(run)
+    if not runs:
+        raise ResultsError(f"no cnr_winrate results under {', '.join(map(str, paths))}")
+    return runs
+
+
+def samples_file(results_file: str | Path) -> Path | None:
+    """The items file beside a results file (lm-eval's samples of the same run, or ``samples.jsonl``)."""
+    results_file = Path(results_file)
+    if results_file.name == "cnr_results.json":
+        path = results_file.parent / "samples.jsonl"
+        return path if path.is_file() else None
+    stamp = results_file.stem.removeprefix("results_")
+    exact = sorted(results_file.parent.glob(f"samples_cnr_winrate_{stamp}.jsonl"))
+    found = exact or sorted(results_file.parent.glob("samples_cnr_winrate_*.jsonl"))
+    return found[-1] if found else None
+
+
+def lm_eval_samples(folder: str | Path) -> Path:
+    """The newest ``samples_cnr_winrate_*.jsonl`` under an lm-eval output folder."""
+    found = sorted(Path(folder).rglob("samples_cnr_winrate_*.jsonl"))
+    if not found:
+        raise ResultsError(f"{folder}: no samples_cnr_winrate_*.jsonl (run lm_eval with --log_samples)")
+    return found[-1]
+
+
+def _item_from_lm_eval(row: dict[str, Any]) -> dict[str, Any]:
+    resp = row["filtered_resps"]
+    data = json.loads(resp if isinstance(resp, str) else resp[0])
+    doc = row["doc"]
+    meta = doc.get("meta")
+    return {"id": str(doc["id"]), "prompt": json.loads(doc["conversation"]) if doc.get("conversation") else doc["prompt"],
+            "response": doc["response"], "system": doc.get("system") or None,
+            "meta": (json.loads(meta) if isinstance(meta, str) and meta else meta) or {},
+            "steps": data.get("steps", []), "judgments": data.get("judgments", []), "skipped": data.get("skipped")}
+
+
+def read_items(path: str | Path) -> list[dict[str, Any]]:
+    """Every item of a run, in the one item shape: from lm-eval samples (a samples file, or an
+    output folder), a ``cnr judge`` ``samples.jsonl`` or folder, or ``cnr revise`` output."""
+    path = Path(path)
+    if path.is_dir():
+        judged = path / "samples.jsonl"
+        path = judged if judged.is_file() else lm_eval_samples(path)
+    out = []
+    for line in path.read_text().splitlines():
+        if not line.strip():
+            continue
+        row = json.loads(line)
+        if "filtered_resps" in row:
+            out.append(_item_from_lm_eval(row))
+        else:
+            out.append({"system": None, "meta": {}, "judgments": [], "skipped": None, **row, "id": str(row["id"])})
+    return out
+
+
+# -- writing -----------------------------------------------------------------------------------------
+
+def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> Path:
+    """Rows as JSON lines, written whole or not at all (a temporary file, then renamed)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    tmp.replace(path)
+    return path
+
+
+def write_json(path: str | Path, data: Any) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    tmp.replace(path)
+    return path
+
+
+def item_row(item: Any, steps: Sequence[dict[str, Any]], judgments: Sequence[dict[str, Any]] | None = None
+             ) -> dict[str, Any]:
+    """One item in the item shape (``system`` only where there is one, as records have it)."""
+    row = {"id": item.id, "prompt": item.prompt, "response": item.response, "meta": item.meta,
+           **({"system": item.system} if item.system is not None else {}), "steps": list(steps)}
+    if judgments is not None:
+        row["judgments"] = list(judgments)
+    return row
+
+
+def write_revisions(path: str | Path, items: Sequence[Any], steps: dict[str, Sequence[Any]]) -> Path:
+    """``cnr revise`` output: each item with its steps and its final text."""
+    return write_jsonl(path, [{**item_row(it, [s.as_dict() for s in steps[it.id]]), "final": steps[it.id][-1].result}
+                              for it in items])
+
+
+def write_judged(out: str | Path, *, name: str, items: Sequence[Any], steps: dict[str, list[dict[str, Any]]],
+                 evaluation: Any, judge: dict[str, Any], plugins: list[dict[str, str]]) -> Path:
+    """A ``cnr judge`` folder: verdicts, items with their verdicts, and the summary. Returns the summary's path."""
+    out = Path(out)
+    write_jsonl(out / "judgments.jsonl", [j.as_dict() for j in evaluation.judged])
+    by_item = evaluation.by_item()
+    write_jsonl(out / "samples.jsonl", [item_row(it, steps[it.id], by_item.get(it.id, [])) for it in items])
+    return write_json(out / "cnr_results.json", {
+        "name": name, **evaluation.summary, "judge_calls": evaluation.calls,
+        "judge_cache_hits": evaluation.cache_hits, "judge": judge, "plugins": plugins})
+
+
+def write_human(out: str | Path, result: dict[str, Any], rows: Sequence[dict[str, Any]]) -> Path:
+    """People's verdicts (``cnr annotate compare pull``): the summary and one row per choice."""
+    out = Path(out)
+    write_jsonl(out / "human_judgments.jsonl", rows)
+    return write_json(out / "human_results.json", result)
