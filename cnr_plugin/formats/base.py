@@ -22,6 +22,8 @@ from dataclasses import dataclass
 import math
 from typing import Any, ClassVar
 
+from cnr_plugin.errors import CnRError
+
 SECTIONS = ("Prompt", "Response", "Critique", "Revision")
 MARKERS = {name: f"### {name}:" for name in SECTIONS}
 ROLES = ("system", "user", "assistant")
@@ -32,6 +34,10 @@ _MARKER = r"(?:### (?:Prompt|Response|Critique|Revision)|#### (?:System|User|Ass
 _ESCAPE_RE = re.compile(rf"^(\\*)({_MARKER})", re.MULTILINE)
 _UNESCAPE_RE = re.compile(rf"^\\(\\*{_MARKER})", re.MULTILINE)
 _MARKER_LINE_RE = re.compile(r"^### (Prompt|Response|Critique|Revision):[ \t]*\r?$", re.MULTILINE)
+
+class FormatError(CnRError, ValueError):
+    """Text that a format cannot render or read back (a tokenizer without a chat template, say)."""
+
 
 #: without a tokenizer, tokens are estimated as characters / this (English prose is ~4)
 CHARS_PER_TOKEN = 4
@@ -112,7 +118,7 @@ def turns_from_text(text: str) -> list[dict[str, str]]:
     """Read back a conversation that :func:`prompt_text` rendered (the inverse, byte-exact)."""
     marks = list(_TURN_LINE_RE.finditer(text))
     if not marks or marks[0].start() != 0:
-        raise ValueError("a rendered conversation starts with a '#### User:' (or System/Assistant) line")
+        raise FormatError("a rendered conversation starts with a '#### User:' (or System/Assistant) line")
     out = []
     for m, nxt in zip(marks, marks[1:] + [None]):
         body = text[m.end() + 1: nxt.start() - 2 if nxt else len(text)]

@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from .base import MARKERS, CnRFormat, Prompt, Prompted, Rendered, conversation, render_answer, render_sections
+from .base import (MARKERS, CnRFormat, FormatError, Prompt, Prompted, Rendered, conversation, render_answer,
+                   render_sections)
 
 INSTRUCTION = (
     "Critique the response to the prompt above: say what is good about it and what is wrong "
@@ -65,7 +66,7 @@ class ChatTemplateFormat(CnRFormat):
     def _templater(tokenizer: Any) -> Any:
         if tokenizer is None or not getattr(tokenizer, "chat_template", None):
             name = getattr(tokenizer, "name_or_path", None) or "the tokenizer"
-            raise ValueError(
+            raise FormatError(
                 f"format 'chat' needs a tokenizer with a chat template, and {name} has none: "
                 "set `chat_template:` in the axolotl config or use `cnr_format: plain`"
             )
@@ -84,11 +85,11 @@ class ChatTemplateFormat(CnRFormat):
         head = tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
         full = tok.apply_chat_template(msgs + [{"role": "assistant", "content": content}], tokenize=False)
         if not full.startswith(head):
-            raise ValueError("the chat template renders the conversation so that the prompt part is not a "
+            raise FormatError("the chat template renders the conversation so that the prompt part is not a "
                              "prefix of the full text; format 'chat' cannot mask the input with it")
         target = full[len(head):]
         at = target.find(content)
         if at < 0:
-            raise ValueError("the chat template changed the assistant text (stripped or rewrote it); "
+            raise FormatError("the chat template changed the assistant text (stripped or rewrote it); "
                              "use `cnr_format: plain` with this model")
         return Rendered(head, target, (c_span[0] + at, c_span[1] + at), (r_span[0] + at, len(target)))

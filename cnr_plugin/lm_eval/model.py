@@ -183,7 +183,7 @@ class CnRLM(LM):
         return DEFAULT_MAX_INPUT_TOKENS, count
 
     def loglikelihood(self, requests, disable_tqdm: bool = False):
-        raise NotImplementedError("--model cnr only serves the cnr_winrate tasks (generate_until)")
+        raise CnRRunError("--model cnr only serves the cnr_winrate tasks (generate_until)")
 
     def loglikelihood_rolling(self, requests, disable_tqdm: bool = False):
-        raise NotImplementedError("--model cnr only serves the cnr_winrate tasks (generate_until)")
+        raise CnRRunError("--model cnr only serves the cnr_winrate tasks (generate_until)")
