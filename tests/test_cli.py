@@ -106,7 +106,7 @@ ORIGINAL = {"id": "1", "prompt": "Name a pet.", "response": "cat", "meta": {"ref
     ({"id": "1", "prompt": "p", "response": "r", "steps": [{"iteration": 2, "response": "r", "generation": "g",
                                                              "result": "x"}], "final": "x"},
      ":1: field 'steps': must hold iterations 1, 2, ... in order"),
-    ({"id": "9", "prompt": "p", "response": "r"}, "field 'id': id '9' is not in"),
+    ({"id": "9", "prompt": "p", "response": "r"}, "cand.jsonl:1: field 'id': id '9' is not in"),
 ])
 def test_judge_checks_its_input_files(tmp_path, candidate, message):
     baseline = write_rows(tmp_path / "base.jsonl", ORIGINAL)

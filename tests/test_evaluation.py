@@ -436,3 +436,19 @@ def test_lc_win_rate_in_the_judged_summary_does_not_depend_on_order():
     b = judge_revisions(items[::-1], results, config, Longer(), progress=False).summary["rows"][0]
     assert a["winrate"] == pytest.approx(0.7) and abs(a["lc_winrate"] - 0.5) < 0.15
     assert (a["lc_winrate"], a["lc_ci95"]) == (b["lc_winrate"], b["lc_ci95"])
+
+
+def test_lc_interval_does_not_collapse_when_every_pair_ties():
+    """Issue 24: forty ties gave LC 0.500 [0.500, 0.500] beside the raw [0.466, 0.534]."""
+    from cnr_plugin.evaluation import bootstrap_ci, length_controlled
+
+    ties = [(0.5, 100 + i, 100) for i in range(40)]
+    lc = length_controlled(ties)
+    raw = bootstrap_ci([0.5] * 40)
+    assert lc["winrate"] == pytest.approx(0.5)
+    # around 0.5, and no narrower than the raw interval (the length term is one more parameter)
+    assert 0.35 < lc["ci95"][0] <= raw[0] < 0.5 < raw[1] <= lc["ci95"][1] < 0.65
+    assert lc == length_controlled(ties[::-1])  # the order of the items does not move it
+    # one item: an interval, not a point
+    one = length_controlled([(1.0, 10, 5)])
+    assert one["ci95"][1] - one["ci95"][0] > 0.3

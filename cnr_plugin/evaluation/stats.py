@@ -76,21 +76,23 @@ def paired_difference(a: Mapping[str, float], b: Mapping[str, float], n_boot: in
 LENGTH_PENALTY = 0.05
 
 
-def _fit_lc(y: np.ndarray, x: np.ndarray, iters: int = 50) -> np.ndarray:
+def _fit_lc(y: np.ndarray, x: np.ndarray, w: np.ndarray | None = None, iters: int = 50) -> np.ndarray:
     """logit P(revision wins) = theta + phi * x, fitted on soft outcomes (a tie is 0.5) by penalised
-    maximum likelihood (an L2 penalty on phi), for a batch of resamples at once: ``y`` and ``x`` are
-    (batch, n). Newton's method, damped; returns sigmoid(theta) per resample, the win rate at equal
-    length. (scipy's expit; numpy for the batched 2x2 solves.)"""
+    maximum likelihood (an L2 penalty on phi), for a batch of resamples at once: ``y``, ``x`` and the
+    item weights ``w`` (default 1; each row summing to its item count) are (batch, n). Newton's
+    method, damped; returns sigmoid(theta) per resample, the win rate at equal length. (scipy's
+    expit; numpy for the batched 2x2 solves.)"""
     from scipy.special import expit
 
     batch, n = y.shape
+    w = np.ones_like(y) if w is None else w
     theta, phi = np.zeros(batch), np.zeros(batch)
     ridge = 2 * LENGTH_PENALTY * n
     for _ in range(iters):
         p = expit(theta[:, None] + phi[:, None] * x)
-        r, w = p - y, np.clip(p * (1 - p), 1e-9, None)
+        r, h = w * (p - y), w * np.clip(p * (1 - p), 1e-9, None)
         g0, g1 = r.sum(1), (r * x).sum(1) + ridge * phi
-        h00, h01, h11 = w.sum(1), (w * x).sum(1), (w * x * x).sum(1) + ridge
+        h00, h01, h11 = h.sum(1), (h * x).sum(1), (h * x * x).sum(1) + ridge
         det = h00 * h11 - h01 * h01
         d0, d1 = (h11 * g0 - h01 * g1) / det, (h00 * g1 - h01 * g0) / det
         theta, phi = theta - np.clip(d0, -5, 5), phi - np.clip(d1, -5, 5)
@@ -107,8 +109,10 @@ def length_controlled(items: Sequence[tuple[float, int, int]], n_boot: int = 100
     ``items``: (score, length of the revision, length of the baseline) per judged comparison. A
     logistic model of the score on tanh(length difference / its standard deviation) is read off at
     zero difference. A judge that follows length alone gives about 0.5 whatever its raw win rate; a
-    judge that ignores length gives about the raw win rate. The interval is a percentile bootstrap
-    over items (every resample refitted, all at once)."""
+    judge that ignores length gives about the raw win rate. The interval is a Bayesian bootstrap
+    with the prior of :func:`bootstrap_ci` (every resample refitted, all at once): Dirichlet weights
+    over the items and three pseudo-items at equal length scoring 0, 0.5 and 1, so forty ties give an
+    interval around 0.5 as wide as the raw win rate's, never a zero-width one."""
     if not items:
         return {"winrate": float("nan"), "ci95": [float("nan"), float("nan")]}
     arr = np.asarray(sorted(items), dtype=float)
@@ -116,9 +120,10 @@ def length_controlled(items: Sequence[tuple[float, int, int]], n_boot: int = 100
     scale = float(np.std(diff)) or 1.0
     x = np.tanh(diff / scale)
     point = float(_fit_lc(y[None, :], x[None, :])[0])
-    if len(y) < 2:
-        return {"winrate": point, "ci95": [point, point]}
-    idx = np.random.default_rng(seed).integers(0, len(y), size=(n_boot, len(y)))
-    fits = _fit_lc(y[idx], x[idx])
+    y_all = np.concatenate([y, [0.0, 0.5, 1.0]])
+    x_all = np.concatenate([x, np.zeros(PRIOR_ATOMS)])
+    g = np.random.default_rng(seed).standard_gamma(1.0, size=(n_boot, y_all.size))
+    w = g * (y_all.size / g.sum(axis=1, keepdims=True))
+    fits = _fit_lc(np.broadcast_to(y_all, w.shape), np.broadcast_to(x_all, w.shape), w)
     alpha = (1 - level) / 2
     return {"winrate": point, "ci95": [float(np.quantile(fits, alpha)), float(np.quantile(fits, 1 - alpha))]}

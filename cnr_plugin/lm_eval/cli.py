@@ -1,8 +1,10 @@
-"""Run the ``lm_eval`` command with cnr_winrate available, however cnr-plugin was installed.
+"""Run the ``lm_eval`` command with cnr_winrate available: ``cnr lm-eval <lm_eval arguments>``.
 
-A wheel install ships the task into lm-eval's task folder and registers ``--model cnr`` from a
-``.pth`` file; an editable (``pip install -e``) install has neither. This entry point does both
-itself, then hands over to lm-eval's own command line: ``cnr lm-eval <lm_eval arguments>``.
+The plain ``lm_eval`` command finds ``--model cnr`` and the task folder through the start-up hook
+(``cnr_plugin_lm_eval.pth``, which the wheel and an editable install both add; nothing goes into
+lm-eval's own folder). This entry point registers both itself as well, then hands over to
+lm-eval's own command line, adding ``--include_path`` to the shipped tasks where lm-eval would not
+find them.
 """
 
 from __future__ import annotations

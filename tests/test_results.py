@@ -1,0 +1,158 @@
+"""The one writer and reader of a run's results, and the small faults of issue 24 (each with a test)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import ROOT
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cnr_plugin.evaluation import Item, judge_revisions, win_rate
+from cnr_plugin.judges import JudgeBase, Verdict, load_judge_config
+from cnr_plugin.results import (NO_REVISION, OUTCOMES, counts, item_metrics, item_scores, read_items, read_runs,
+                                write_judged)
+
+
+class LongerWins(JudgeBase):
+    def judge_one(self, pair):
+        return Verdict("A" if len(pair.a) > len(pair.b) else "B" if len(pair.b) > len(pair.a) else "tie", "ok")
+
+
+def judged_folder(tmp_path: Path, n: int = 6) -> Path:
+    items = [Item(f"q{i}", [{"role": "user", "content": f"question {i}"}] if i % 2 else f"question {i}", "answer")
+             for i in range(n)]
+    results = {it.id: [(1, "answer" + "!" * (i % 3)), (2, "answer!!")] for i, it in enumerate(items)}
+    steps = {it.id: [{"iteration": k, "response": "answer", "generation": "g", "critique": "c",
+                      "revision": None if (k == 1 and i % 3 == 0) else text, "problem": None, "result": text}
+                     for k, text in results[it.id]] for i, it in enumerate(items)}
+    config = load_judge_config({"judge": "oracle", "checker": "reference"})
+    evaluation = judge_revisions(items, results, config, LongerWins(), progress=False)
+    write_judged(tmp_path, name="longer wins", items=items, steps=steps, evaluation=evaluation,
+                 judge=config.describe(), plugins=[])
+    return tmp_path
+
+
+def test_a_judged_run_reads_back_through_the_one_reader(tmp_path):
+    folder = judged_folder(tmp_path)
+    (run,) = read_runs([folder])
+    assert run.name == "longer wins" and sorted(run.points) == [1, 2]
+    items = read_items(folder)
+    assert [it["id"] for it in items] == [f"q{i}" for i in range(6)]
+    assert items[1]["prompt"] == [{"role": "user", "content": "question 1"}]  # a conversation stays one
+    c1 = counts(items, 1)
+    assert set(c1) == set(OUTCOMES) and c1["won"] + c1["tied"] + c1["lost"] + c1["not judged"] == 6
+    assert c1[NO_REVISION] == 2  # items 0 and 3 had no usable revision at iteration 1
+    assert run.points[2][0] == pytest.approx(win_rate(list(item_scores(items, 2).values()))["winrate"])
+
+
+def test_lm_eval_run_is_named_by_its_folder_and_model_not_absolute_paths(tmp_path):
+    """Issue 24: the demo's page named runs '/…/runs/demo/trained-1000-demo' and the legend was cut."""
+    out = tmp_path / "trained-oracle" / "models__smollm2"
+    out.mkdir(parents=True)
+    (out / "results_2026.json").write_text(json.dumps({
+        "results": {"cnr_winrate": {"winrate_iter1,judged": 0.7, "winrate_iter1_ci95_lo,judged": 0.6,
+                                    "winrate_iter1_ci95_hi,judged": 0.8}},
+        "config": {"model_args": f"inner=hf,pretrained={tmp_path}/models/smollm2,peft={tmp_path}/runs/trained-1000-demo"}}))
+    (run,) = read_runs([tmp_path])
+    assert run.name == "trained-oracle: trained-1000-demo" and str(tmp_path) not in run.name
+    assert run.points == {1: (0.7, 0.6, 0.8)}
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.sampled_from([0.0, 0.5, 1.0]), min_size=1, max_size=30), st.randoms())
+def test_win_rate_does_not_depend_on_order(scores, rnd):
+    shuffled = list(scores)
+    rnd.shuffle(shuffled)
+    assert win_rate(scores) == win_rate(shuffled)
+
+
+def test_item_metrics_name_what_the_reader_parses():
+    data = {"steps": [{"iteration": 1, "response": "r", "revision": "rr", "result": "rr"},
+                      {"iteration": 2, "response": "rr", "revision": None, "result": "rr"}],
+            "judgments": [{"iteration": 1, "against": "original", "status": "ok", "score": 1.0},
+                          {"iteration": 2, "against": "original", "status": "unparsed", "score": None},
+                          {"iteration": 2, "against": "previous", "status": "ok", "score": 0.5}]}
+    m = item_metrics("r", data)
+    assert m["winrate_iter1"] == 1.0 and m["lc_winrate_iter1"] == (1.0, 2, 1) and m["winrate_vs_prev_iter2"] == 0.5
+    assert (m["n_unparsed"], m["n_revision_parse_failures"], m["len_ratio_iter2"]) == (1, 1, 2.0)
+    assert "winrate_iter2" not in m
+
+
+# issue 24, item 6: each small fault has a test ---------------------------------------------------
+
+def test_a_request_the_client_does_not_retry_is_not_said_to_be_retried(tmp_path):
+    from cnr_plugin.evaluation import GenerationError, OpenAIBackend
+    from cnr_plugin.formats import Prompted
+    from cnr_plugin.judges import JudgePair, make_judge
+    from cnr_plugin.testing.fault_server import FaultPlan, FaultServer
+
+    srv = FaultServer(FaultPlan(seed=0, permanent=1.0), api_key="the-right-key", max_seconds=120).start()
+    try:
+        judge = make_judge(load_judge_config({"judge": "openai", "model": "m", "base_url": srv.base_url,
+                                              "api_key_env": None, "max_retries": 2, "timeout_s": 5}))
+        verdict = judge.judge_one(JudgePair("p", "a", "b"))
+        assert verdict.status == "failed" and verdict.error == "HTTP 401, not retried"
+        backend = OpenAIBackend(srv.base_url, "m", max_retries=2)
+        with pytest.raises(GenerationError, match=r"1 of 1 requests failed \(HTTP 401, not retried\)"):
+            backend.generate([Prompted(text="x")])
+        srv.api_key = None  # now every judge request meets a 500: the client retries, and says so
+        verdict = judge.judge_one(JudgePair("p", "a", "b"))
+        assert verdict.error == "HTTP 500 after 2 retries"
+    finally:
+        srv.stop()
+
+
+def test_cnr_judge_refuses_oversized_inputs_before_any_call(tmp_path):
+    from test_cli import cnr, one_line_error, write_rows
+
+    base = write_rows(tmp_path / "base.jsonl", {"id": "1", "prompt": "p", "response": "r"},
+                      {"id": "2", "prompt": "p", "response": "r"})
+    cand = write_rows(tmp_path / "cand.jsonl", {"id": "1", "prompt": "p", "response": "x" * 2_500_000},
+                      {"id": "2", "prompt": "p", "response": "fine"})
+    judge = tmp_path / "judge.yaml"
+    judge.write_text("judge: oracle\nchecker: reference\n")
+    line = one_line_error(cnr("judge", base, cand, "--judge", judge, "--out", tmp_path / "out"))
+    assert "1 item(s) would send the judge more than max_input_tokens=32768 tokens" in line and ": 1 (625001);" in line
+    assert not (tmp_path / "out").exists()
+
+
+def test_cnr_validate_names_the_preset_a_file_matches(tmp_path):
+    from test_cli import cnr, one_line_error, write_rows
+
+    cai = write_rows(tmp_path / "cai.jsonl", {"init_prompt": "p", "init_response": "r", "critic_response": "c",
+                                              "revision_response": "v"})
+    line = one_line_error(cnr("validate", cai))
+    assert line == (f"Error: {cai}:1: field 'prompt': is missing (the columns match the field map preset 'cai': "
+                    "--fields cai, or cnr_fields: cai)")
+    assert cnr("validate", cai, "--fields", "cai").returncode == 0
+
+
+def test_every_package_data_folder_is_a_listed_package():
+    """setuptools warned that cnr_plugin.axolotl_configs.deepspeed was not in the packages list."""
+    import tomllib
+
+    tool = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    packages, dirs = set(tool["packages"]), tool["package-dir"]
+    for package in packages:
+        top = next((p for p in sorted(dirs, key=len, reverse=True) if package == p or package.startswith(p + ".")),
+                   None)
+        folder = ROOT / (dirs[top] + package[len(top):].replace(".", "/") if top else package.replace(".", "/"))
+        assert folder.is_dir(), package
+        for sub in folder.iterdir():
+            if sub.is_dir() and sub.name != "__pycache__" and any(sub.iterdir()):
+                assert f"{package}.{sub.name}" in packages, f"{sub} holds files but is not a listed package"
+
+
+def test_building_the_wheel_warns_of_no_missing_package(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-v", "-w",
+                           str(tmp_path), str(ROOT)], capture_output=True, text=True, timeout=300)
+    if proc.returncode != 0 and "No module named" in proc.stderr:  # no setuptools/wheel to build without isolation
+        proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-v", "-w", str(tmp_path), str(ROOT)],
+                              capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "is absent from the `packages` configuration" not in proc.stdout + proc.stderr
