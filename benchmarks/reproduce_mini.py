@@ -22,6 +22,7 @@ import argparse
 import gzip
 import json
 import os
+import re
 import resource
 import shutil
 import subprocess
@@ -37,13 +38,51 @@ MAX_GEN_TOKS = 128                   # --max-gen-toks
 VERBOSE = True                       # print each command (the demo prints where its log is instead)
 
 
-def sh(cmd: list[str], log: Path) -> None:
+#: the last progress bar (tqdm's, as axolotl's trainer, lm-eval and cnr-plugin draw them) in a log's tail
+PROGRESS = re.compile(r"(?:([^\r\n|]*?):\s*)?\d+%\|[^|\r\n]*\|\s*(\d+)/(\d+) \[([\d:]+)<([\d:?]+)")
+
+
+def progress_line(log: Path, label: str, started: float) -> str:
+    """``label: <what> 23/60, 0:41 elapsed, about 1:07 left`` from the newest progress bar in ``log``."""
+    elapsed = time.strftime("%M:%S", time.gmtime(time.monotonic() - started))
+    try:
+        with log.open("rb") as f:
+            f.seek(max(0, log.stat().st_size - 8192))
+            tail = f.read().decode("utf-8", "replace")
+    except OSError:
+        tail = ""
+    bars = list(PROGRESS.finditer(tail))
+    if not bars:
+        return f"   {label}: starting, {elapsed} elapsed"
+    what, n, total, _, left = bars[-1].groups()
+    what = (what or "").strip() or "step"
+    return f"   {label}: {what} {n}/{total}, {elapsed} elapsed, about {left} left of this bar"
+
+
+def sh(cmd: list[str], log: Path, label: str | None = None) -> None:
+    """Run ``cmd`` in the work folder with its output in ``log``; one live progress line on the
+    terminal meanwhile (redrawn in place on a terminal, a new line every 30 s in a pipe or CI log)."""
     if VERBOSE:
         print("$", " ".join(cmd), flush=True)
     else:
         print(f"   log: {log}", flush=True)
+    label = label or log.stem
+    tty = sys.stdout.isatty()
+    started, last = time.monotonic(), 0.0
     with log.open("w") as f:  # run in the work folder: `python -m` in the checkout would import its sources
-        proc = subprocess.run(cmd, cwd=RUNS, stdout=f, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(cmd, cwd=RUNS, stdout=f, stderr=subprocess.STDOUT)
+        while proc.poll() is None:
+            time.sleep(1)
+            now = time.monotonic()
+            if tty:
+                print("\r\033[K" + progress_line(log, label, started), end="", flush=True)
+            elif now - last >= 30:
+                print(progress_line(log, label, started), flush=True)
+                last = now
+    if tty:
+        print("\r\033[K", end="")
+    took = time.strftime("%M:%S", time.gmtime(time.monotonic() - started))
+    print(f"   {label}: {'done' if proc.returncode == 0 else 'failed'} in {took}", flush=True)
     if proc.returncode:
         sys.exit(f"failed ({proc.returncode}), see {log}")
 
@@ -67,7 +106,7 @@ def train(n: int, steps: int, data: Path, base: Path, loss_on: str = "critique_a
     cfg["datasets"][0]["path"] = str(subset)
     path = RUNS / f"train-{suffix}.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    sh([sys.executable, "-m", "axolotl.cli.train", str(path)], RUNS / f"train-{suffix}.log")
+    sh([sys.executable, "-m", "axolotl.cli.train", str(path)], RUNS / f"train-{suffix}.log", label="training")
     return out
 
 
@@ -80,7 +119,7 @@ def evaluate(name: str, model_args: str, responses: Path, items: int, iterations
             "accept": accept}
     sh([sys.executable, "-m", "cnr_plugin.lm_eval.cli", "--model", "cnr", "--model_args", model_args,
         "--device", "cpu", "--batch_size", "16", "--tasks", "cnr_winrate", "--metadata", json.dumps(meta),
-        "--log_samples", "--output_path", str(out)], RUNS / f"eval-{name}.log")
+        "--log_samples", "--output_path", str(out)], RUNS / f"eval-{name}.log", label=f"evaluation {name}")
     res = json.loads(next(out.rglob("results_*.json")).read_text())["results"]["cnr_winrate"]
     return {f"iter{k}": {"winrate": res[f"winrate_iter{k},judged"],
                          "ci95": [res[f"winrate_iter{k}_ci95_lo,judged"], res[f"winrate_iter{k}_ci95_hi,judged"]]}
@@ -99,18 +138,16 @@ def samples(results_dir: Path) -> list[dict]:
 
 
 def item_scores(rows: list[dict], iteration: int) -> dict[str, float]:
-    out = {}
-    for s in rows:
-        data = json.loads(s["filtered_resps"] if isinstance(s["filtered_resps"], str) else s["filtered_resps"][0])
-        for j in data.get("judgments", []):
-            if j["iteration"] == iteration and j["against"] == "original" and j["score"] is not None:
-                out[s["doc"]["id"]] = j["score"]
-    return out
+    """Each item's score at ``iteration``, by id, from lm-eval sample rows (read as cnr_plugin.results reads them)."""
+    from cnr_plugin.results import item_from_lm_eval
+    from cnr_plugin.results import item_scores as scores
+
+    return scores([item_from_lm_eval(s) for s in rows], iteration)
 
 
 def family_rates(rows: list[dict], iteration: int) -> dict[str, dict]:
     """Win rate, interval and item count per task family (the ``family`` in each item's meta)."""
-    from cnr_plugin.evaluation.stats import bootstrap_ci
+    from cnr_plugin.evaluation.stats import win_rate
 
     scores = item_scores(rows, iteration)
     by: dict[str, list[float]] = {}
@@ -118,8 +155,8 @@ def family_rates(rows: list[dict], iteration: int) -> dict[str, dict]:
         fam = json.loads(s["doc"]["meta"]).get("family", "?")
         if s["doc"]["id"] in scores:
             by.setdefault(fam, []).append(scores[s["doc"]["id"]])
-    return {f: {"winrate": round(sum(v) / len(v), 3), "ci95": [round(x, 3) for x in bootstrap_ci(v)], "n": len(v)}
-            for f, v in sorted(by.items())}
+    return {f: {"winrate": round((w := win_rate(v))["winrate"], 3), "ci95": [round(x, 3) for x in w["ci95"]],
+                "n": w["n"]} for f, v in sorted(by.items())}
 
 
 def run_summary(name: str, result: dict, iterations: int, control_rows: list[dict] | None,

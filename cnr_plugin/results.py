@@ -266,7 +266,8 @@ def lm_eval_samples(folder: str | Path) -> Path:
     return found[-1]
 
 
-def _item_from_lm_eval(row: dict[str, Any]) -> dict[str, Any]:
+def item_from_lm_eval(row: dict[str, Any]) -> dict[str, Any]:
+    """One line of lm-eval's ``samples_cnr_winrate_*.jsonl`` in the item shape."""
     resp = row["filtered_resps"]
     data = json.loads(resp if isinstance(resp, str) else resp[0])
     doc = row["doc"]
@@ -290,7 +291,7 @@ def read_items(path: str | Path) -> list[dict[str, Any]]:
             continue
         row = json.loads(line)
         if "filtered_resps" in row:
-            out.append(_item_from_lm_eval(row))
+            out.append(item_from_lm_eval(row))
         else:
             out.append({"system": None, "meta": {}, "judgments": [], "skipped": None, **row, "id": str(row["id"])})
     return out

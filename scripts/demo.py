@@ -9,7 +9,7 @@
    that checks each answer). The same revisions are then judged by SmolLM2 itself, served by
    llama.cpp: a pipeline check, not a quality claim (it is near chance as a judge).
 5. The final table: win rate with 95 % intervals, the trained-minus-control difference on the same
-   items, parse failures; one example critique and revision; where the files are.
+   items, generations with no usable revision; one example critique and revision; where the files are.
 
 Logs of every tool go to runs/demo/*.log; the terminal shows progress and the results.
 """
@@ -60,22 +60,23 @@ def start_judge_server(log: Path) -> subprocess.Popen:
 
 def example(results_dir: Path) -> str:
     """One item the trained reviser fixed: prompt, original, critique, revision."""
-    path = next(results_dir.rglob("samples_cnr_winrate_*.jsonl"))
-    for line in path.read_text().splitlines():
-        s = json.loads(line)
-        data = json.loads(s["filtered_resps"] if isinstance(s["filtered_resps"], str) else s["filtered_resps"][0])
-        won = [j for j in data["judgments"] if j["iteration"] == 1 and j["score"] == 1.0]
-        if won and data["steps"][0]["revision"]:
-            step = data["steps"][0]
-            return (f"  prompt:    {s['doc']['prompt']}\n  original:  {s['doc']['response']!r}\n"
+    from cnr_plugin.formats.base import prompt_text
+    from cnr_plugin.results import read_items
+
+    for item in read_items(results_dir):
+        won = [j for j in item["judgments"] if j["iteration"] == 1 and j["score"] == 1.0]
+        step = item["steps"][0] if item["steps"] else {}
+        if won and step.get("revision"):
+            return (f"  prompt:    {prompt_text(item['prompt'])}\n  original:  {item['response']!r}\n"
                     f"  critique:  {step['critique']!r}\n  revision:  {step['revision']!r}")
     return "  (no item was fixed at iteration 1)"
 
 
 GUIDE = ("What to look at: the win rate is the share of items whose revision the oracle prefers to the original "
          "in both\nposition orders (a tie counts half; 0.5 = no change). The trained reviser's interval should sit "
-         "above 0.5\nand the difference to the control, on the same items, above 0. Parse failures are generations "
-         "the loop\ncould not read a revision from (it keeps the text). The SmolLM2 judge row is a pipeline check: "
+         "above 0.5\nand the difference to the control, on the same items, above 0. 'No usable revision' counts "
+         "generations the loop\ncould not read a revision from (it keeps the text); the results page counts them "
+         "per iteration. The SmolLM2 judge row is a pipeline check: "
          "that model is near chance as a judge\n(it tends to answer 'A' in both orders, which scores as a tie).")
 
 
@@ -89,7 +90,9 @@ def report(summary: dict, guide: bool = False) -> str:
         for k in range(1, k_max + 1):
             lo, hi = r["ci95"][str(k)]
             lines.append(f"{name:<46} {k:>4} {r['winrate'][str(k)]:>9.3f}   [{lo:.3f}, {hi:.3f}]")
-    lines.append("\ngenerations without a usable revision (parse failures): " + ", ".join(
+    from cnr_plugin.results import NO_REVISION
+
+    lines.append(f"\n{NO_REVISION} (generations the loop could not read a revision from; it kept the text): " + ", ".join(
         f"{name.split(',')[0]} {r['parse_failures']} of {n * k_max}" for name, r in list(summary["runs"].items())[:2]))
     for k in range(1, k_max + 1):
         d = summary["trained_minus_control"][str(k)]

