@@ -112,12 +112,12 @@ def _format_entry(fmt: Any) -> tuple[str, Any, str]:
 def _judge_entry(cls: Any) -> tuple[str, Any, str]:
     from .judges import JudgeOptions
 
-    options = getattr(cls, "Options", None)
-    if (not isinstance(cls, type) or not getattr(cls, "name", None) or not callable(getattr(cls, "judge_one", None))
+    name, options = getattr(cls, "name", None), getattr(cls, "Options", None)
+    if (not isinstance(cls, type) or not name or not callable(getattr(cls, "judge_one", None))
             or not (isinstance(options, type) and issubclass(options, JudgeOptions))):
         raise PluginError(f"register_judges: {cls!r} is not a judge class with a name, an Options model "
                           "(a cnr_plugin.judges.JudgeOptions subclass) and judge_one()")
-    return cls.name, cls, cls.__module__
+    return str(name), cls, str(cls.__module__)
 
 
 def get_formats() -> dict[str, Any]:

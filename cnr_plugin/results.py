@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -328,7 +328,7 @@ def item_row(item: Any, steps: Sequence[dict[str, Any]], judgments: Sequence[dic
     return row
 
 
-def write_revisions(path: str | Path, items: Sequence[Any], steps: dict[str, Sequence[Any]]) -> Path:
+def write_revisions(path: str | Path, items: Sequence[Any], steps: Mapping[str, Sequence[Any]]) -> Path:
     """``cnr revise`` output: each item with its steps and its final text."""
     return write_jsonl(path, [{**item_row(it, [s.as_dict() for s in steps[it.id]]), "final": steps[it.id][-1].result}
                               for it in items])
