@@ -24,7 +24,7 @@ class _CnRGroup(click.Group):
         except FileNotFoundError as exc:
             raise click.ClickException(f"{exc.filename or exc}: file not found") from None
         except OSError as exc:  # a folder given for a file, a file that cannot be read or written
-            raise click.ClickException(f"{exc.filename or ''}: {exc.strerror or exc}") from None
+            raise click.ClickException(f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc)) from None
 
 
 @click.group(cls=_CnRGroup)

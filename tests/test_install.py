@@ -18,18 +18,28 @@ pytestmark = pytest.mark.integration
 PTH = "cnr_plugin_lm_eval.pth"
 
 
+#: what building the wheel printed (pip -v shows setuptools' own warnings)
+BUILD_OUTPUT: list[str] = []
+
+
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("dist")
     build = tmp_path_factory.mktemp("build")  # a private build folder: the source tree is left as it is
     for isolation in (["--no-build-isolation"], []):  # this environment's setuptools, else pip's own build
-        proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", *isolation,
+        proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "-v", "--no-deps", *isolation,
                                "-w", str(out), str(ROOT)], capture_output=True, text=True, timeout=300,
                               env=dict(os.environ, TMPDIR=str(build)))
         if proc.returncode == 0:
             break
     assert proc.returncode == 0, proc.stderr[-3000:]
+    BUILD_OUTPUT.append(proc.stdout + proc.stderr)
     return next(out.glob("cnr_plugin-*.whl"))
+
+
+def test_building_the_wheel_warns_of_no_missing_package(wheel):
+    """setuptools warned that cnr_plugin.axolotl_configs.deepspeed was not in the packages list (issue 24)."""
+    assert BUILD_OUTPUT and "is absent from the `packages` configuration" not in BUILD_OUTPUT[-1]
 
 
 def test_wheel_holds_only_the_package_its_metadata_and_one_hook(wheel):
@@ -40,7 +50,8 @@ def test_wheel_holds_only_the_package_its_metadata_and_one_hook(wheel):
     assert zipfile.ZipFile(wheel).read(PTH).decode() == "import cnr_plugin.lm_eval.autoregister\n"
     for shipped in ("cnr_plugin/eval_tasks/cnr_winrate.yaml", "cnr_plugin/eval_tasks/cnr_utils.py",
                     "cnr_plugin/axolotl_configs/cnr.yaml", "cnr_plugin/data/sample_cnr.jsonl", "cnr_plugin/py.typed",
-                    "cnr_plugin/testing/fault_server.py", "cnr_plugin/evaluation/judging.py"):
+                    "cnr_plugin/testing/fault_server.py", "cnr_plugin/evaluation/judging.py",
+                    "cnr_plugin/axolotl_configs/deepspeed/zero3_bf16.json", "cnr_plugin/judges/oracle.py"):
         assert shipped in names, shipped
     entry_points = next(zipfile.ZipFile(wheel).read(n).decode() for n in names if n.endswith("entry_points.txt"))
     assert "[lm_eval.models]\ncnr = cnr_plugin.lm_eval.model:CnRLM" in entry_points

@@ -103,9 +103,9 @@ def test_cnr_winrate_real_server_then_cached(tmp_path, llama_server):
     excluded = 0
     for it in (1, 2):
         row = re.search(rf"data-iteration='{it}'>(.*?)</tr>", page).group(1)
-        n = {k: int(re.search(rf"class='n-{k}'>(\d+)<", row).group(1)) for k in ("won", "tied", "lost", "unparsed")}
+        n = {k: int(re.search(rf"class='n-{k}'>(\d+)<", row).group(1)) for k in ("won", "tied", "lost", "not-judged")}
         assert sum(n.values()) == 3, n
-        excluded += n["unparsed"]
+        excluded += n["not-judged"]
     assert excluded == res["n_failed,judged"] + res["n_unparsed,judged"]
 
 

@@ -1,5 +1,5 @@
 """Judging revisions: verdict identity, the runner, and the one pipeline (the judges themselves
-are :mod:`cnr_plugin.judges`').
+are :mod:`cnr_plugin.judges`).
 
 A verdict is a function of the judge's settings and of what the judge reads of a pair. The judge
 declares the latter (``reads``), and both the in-run dedupe key and the cache key are made of
