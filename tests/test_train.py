@@ -64,19 +64,23 @@ def test_third_party_format_plugin_trains(tmp_path, tiny_llama, smollm2_tokenize
     assert all("[CRITIQUE]\n" in t and "\n[REVISION]\n" in t for t in texts)
 
 
-def test_zero3_two_ranks_on_cpu(tmp_path, tiny_falcon):
-    """A real DeepSpeed ZeRO-3 step: two ranks under torchrun (gloo on CPU), tiny Falcon-40B layout."""
+def zero3_config(tmp_path: Path, tiny_falcon: Path) -> Path:
     ds = json.loads((ROOT / "axolotl_configs" / "deepspeed" / "zero3_bf16.json").read_text())
     # on CPU the HF Trainer counts one process when it fills "auto": let DeepSpeed derive the global batch
     ds.pop("train_batch_size")
     ds["zero_optimization"]["overlap_comm"] = False
     (tmp_path / "ds.json").write_text(json.dumps(ds))
-    cfg = tiny_config(tmp_path, tiny_falcon, adapter=None, lora_r=None, lora_alpha=None, lora_dropout=None,
-                      lora_target_linear=None, max_steps=2, save_strategy="steps", save_steps=2,
-                      deepspeed=str(tmp_path / "ds.json"))
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port())]
+    return tiny_config(tmp_path, tiny_falcon, adapter=None, lora_r=None, lora_alpha=None, lora_dropout=None,
+                       lora_target_linear=None, max_steps=2, save_strategy="steps", save_steps=2,
+                       deepspeed=str(tmp_path / "ds.json"))
+
+
+def zero3_env() -> dict[str, str]:
     # gloo's async collectives complete before they return (see tests/gloo_sync/sitecustomize.py)
-    run_train(cfg, launcher=torchrun, env=axolotl_env(PYTHONPATH=pythonpath(ROOT / "tests" / "gloo_sync")))
+    return axolotl_env(PYTHONPATH=pythonpath(ROOT / "tests" / "gloo_sync"))
+
+
+def assert_zero3_step(tmp_path: Path) -> None:
     ckpt = tmp_path / "out" / "checkpoint-2"
     shards = sorted(p.name for p in ckpt.rglob("*optim_states.pt"))
     assert len(shards) == 2 and all("zero_pp_rank_" in s for s in shards), shards  # one ZeRO-3 partition per rank
@@ -87,6 +91,41 @@ def test_zero3_two_ranks_on_cpu(tmp_path, tiny_falcon):
     from transformers import AutoModelForCausalLM
 
     assert AutoModelForCausalLM.from_pretrained(str(tmp_path / "out")).config.model_type == "falcon"
+
+
+def test_zero3_two_ranks_on_cpu(tmp_path, tiny_falcon):
+    """A real DeepSpeed ZeRO-3 step: two ranks under torchrun (gloo on CPU), tiny Falcon-40B layout."""
+    cfg = zero3_config(tmp_path, tiny_falcon)
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port())]
+    run_train(cfg, launcher=torchrun, env=zero3_env())
+    assert_zero3_step(tmp_path)
+
+
+def test_zero3_two_nodes_on_cpu(tmp_path, tiny_falcon):
+    """The multi-node launch README documents, proven on CPU: `axolotl preprocess` once, then one
+    `torchrun --nnodes 2 --node_rank N` per node with a rendezvous at the first node's address (here
+    two processes on 127.0.0.1, one rank each) — the same ZeRO-3 step as two ranks on one node."""
+    import subprocess
+
+    cfg = zero3_config(tmp_path, tiny_falcon)
+    env = zero3_env()
+    prep = subprocess.run([sys.executable, "-m", "axolotl.cli.preprocess", str(cfg)], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert prep.returncode == 0, prep.stderr[-4000:]
+    port = free_port()
+    logs = [tmp_path / f"node{rank}.log" for rank in (0, 1)]
+    nodes = [subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--node_rank", str(rank),
+                               "--nproc_per_node", "1", "--master_addr", "127.0.0.1", "--master_port", str(port),
+                               "-m", "axolotl.cli.train", str(cfg)],
+                              cwd=tmp_path, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+             for rank, log in zip((0, 1), logs)]
+    try:
+        codes = [node.wait(timeout=600) for node in nodes]
+    finally:
+        for node in nodes:
+            node.kill()
+    assert codes == [0, 0], "\n".join(log.read_text()[-3000:] for log in logs)
+    assert_zero3_step(tmp_path)
 
 
 def test_post_train_evaluation_and_axolotl_cnr_eval(tmp_path, tiny_llama):
@@ -116,6 +155,32 @@ def test_post_train_evaluation_and_axolotl_cnr_eval(tmp_path, tiny_llama):
     assert proc.returncode == 0, proc.stderr[-4000:]
     res = json.loads(next((tmp_path / "later").rglob("results_*.json")).read_text())["results"]["cnr_winrate"]
     assert "winrate_iter1,judged" in res and "winrate_iter2,judged" not in res
+
+
+def test_post_train_evaluation_runs_only_after_a_training_that_succeeded(tmp_path, tiny_llama):
+    """Axolotl 0.21 calls post_train_unload in a `finally`, after a failed training too: the plugin
+    then says in one line why there is no evaluation, and the real error is the one that stands.
+    A model an earlier run saved in output_dir does not count as this run's."""
+    import subprocess
+    from importlib.metadata import version
+
+    judge = tmp_path / "oracle.yaml"
+    judge.write_text("judge: oracle\nchecker: keywords\n")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "adapter_model.safetensors").write_bytes(b"an older run's adapter")
+    cfg = tiny_config(tmp_path, tiny_llama, max_steps=3, cnr_eval_post_train=True, cnr_eval_limit=1,
+                      cnr_eval_iterations=1, cnr_eval_judge=str(judge),
+                      plugins=["cnr_plugin.axolotl.CnRPlugin", "fail_training.FailTraining"])
+    env = axolotl_env(CNR_CACHE_DIR=str(tmp_path / "cache"),
+                      PYTHONPATH=pythonpath(ROOT / "tests" / "failing_plugin"))
+    proc = subprocess.run([sys.executable, "-m", "axolotl.cli.train", str(cfg)], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=600)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "boom: this training fails on purpose" in out, out[-4000:]
+    assert "cnr_winrate on the trained model failed" not in out and "cnr: evaluating the trained model" not in out
+    assert not (tmp_path / "out" / "cnr_eval").exists()
+    if tuple(int(x) for x in version("axolotl").split(".")[:2]) >= (0, 21):  # 0.19 skips the hook after an error
+        assert out.count("cnr: post-train evaluation not run: the training did not finish") == 1, out[-4000:]
 
 
 def test_records_too_long_are_named_by_file_line_and_too_few_stop_in_one_line(tmp_path, tiny_llama):

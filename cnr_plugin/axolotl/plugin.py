@@ -13,6 +13,7 @@ import importlib
 import json
 import logging
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -114,13 +115,29 @@ def check_lengths(cfg: Any, tokenizer: Any) -> None:
                          f"shorten {', '.join(too_long[:5])}{' ...' if len(too_long) > 5 else ''}")
 
 
+#: the files a finished axolotl training leaves at the top of output_dir (a full model or an adapter)
+MODEL_FILES = ("adapter_model.safetensors", "adapter_model.bin", "model.safetensors", "model.safetensors.index.json",
+               "pytorch_model.bin", "pytorch_model.bin.index.json")
+
+
+def saved_by_this_run(output_dir: Path, since: float) -> bool:
+    """Whether a training that started at ``since`` saved its model in ``output_dir``: a model file
+    written after the start (a failed run, or an older run's model, does not count)."""
+    return any((output_dir / name).is_file() and (output_dir / name).stat().st_mtime >= since
+               for name in MODEL_FILES)
+
+
 class CnRPlugin(BasePlugin):
     """Critique-and-revise training (and post-training evaluation) for axolotl."""
+
+    #: when this process registered the plugin: a model saved before then is not this run's
+    started = 0.0
 
     def get_input_args(self) -> str:
         return "cnr_plugin.axolotl.args.CnRArgs"
 
     def register(self, cfg: dict[str, Any]) -> None:
+        self.started = time.time() - 1  # file times can be a little coarser than the clock
         check_option_names(cfg)
         options = CnRArgs.model_validate({k: v for k, v in cfg.items() if k in OPTION_NAMES})
         if not any(_is_cnr_dataset(ds) for ds in cfg.get("datasets") or []):
@@ -146,12 +163,19 @@ class CnRPlugin(BasePlugin):
         return None
 
     def post_train_unload(self, cfg: Any) -> None:
-        """After training (model saved and unloaded): cnr_winrate on it, once, from rank 0."""
+        """After training (model saved and unloaded): cnr_winrate on it, once, from rank 0 — only
+        when this run saved a model. Axolotl 0.21 calls this hook in a ``finally``, after a training
+        that failed too; then one line says why there is no evaluation, and the real error stands."""
         if not cfg.get("cnr_eval_post_train"):
             return
         from axolotl.utils.distributed import is_main_process
 
         if not is_main_process():
+            return
+        output_dir = Path(str(cfg.get("output_dir") or "./model-out"))
+        if not saved_by_this_run(output_dir, self.started):
+            LOG.warning("cnr: post-train evaluation not run: the training did not finish (no model saved in %s "
+                        "by this run)", output_dir)
             return
         from .evaluate import evaluate_trained
 

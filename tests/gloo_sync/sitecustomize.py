@@ -1,4 +1,4 @@
-"""Test-harness shim for DeepSpeed ZeRO-3 on CPU with the gloo backend (tests/test_train.py only).
+"""Test-harness shims for DeepSpeed ZeRO-3 on CPU with the gloo backend (tests/test_train.py only).
 
 DeepSpeed's CPU accelerator reports itself as a synchronized device (``resolves_data_dependency()``
 is True), so ZeRO-3 skips the stream synchronisations that make an ``async_op=True`` collective's
@@ -57,3 +57,11 @@ for _name in ("all_gather_into_tensor", "all_gather", "reduce_scatter_tensor", "
         setattr(_c10d, _name, _wrapped)
         if hasattr(dist, _name):
             setattr(dist, _name, _wrapped)
+
+
+# PyTorch's CUDA build on a machine without a GPU (what PyPI serves for Python 3.12) raises
+# RuntimeError("Found no NVIDIA driver ...") from can_device_access_peer, where axolotl's peer-to-peer
+# check (axolotl.utils.environment.check_cuda_p2p_support) expects the AssertionError of the CPU
+# build. Without a GPU there is no peer access to report: say so, as the CPU build's answer means.
+if not torch.cuda.is_available():
+    torch.cuda.can_device_access_peer = lambda device, peer_device: False
