@@ -281,7 +281,7 @@ def annotate_responses(prompts: Path, base_url: str, model_name: str, api_key_en
 
     n, cached = answer_prompts(prompts, out, base_url=base_url, model=model_name, api_key=api_key_from_env(api_key_env),
                                max_tokens=max_tokens, concurrency=concurrency)
-    click.echo(f"{n} responses -> {out} ({cached} from the cache)")
+    click.echo(f"{n} responses -> {out} ({cached} without a request: from the cache, or a repeated prompt)")
 
 
 @annotate.command("push")

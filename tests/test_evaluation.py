@@ -452,3 +452,41 @@ def test_lc_interval_does_not_collapse_when_every_pair_ties():
     # one item: an interval, not a point
     one = length_controlled([(1.0, 10, 5)])
     assert one["ci95"][1] - one["ci95"][0] > 0.3
+
+
+# issue 22 (in part): no duplicate calls within a run ------------------------------------------------
+
+class CountingReviser:
+    """A deterministic reviser that counts what it is sent; ``reports_each`` like OpenAIBackend."""
+
+    identity = "counting"
+
+    def __init__(self, reports_each: bool):
+        self.reports_each, self.sent = reports_each, []
+
+    def generate(self, requests, on_done=None):
+        self.sent += [r.text for r in requests]
+        texts = [f"### Critique:\nfine\n\n### Revision:\n{r.text[-12:]}" for r in requests]
+        if on_done is not None:
+            for j, t in enumerate(texts):
+                on_done(j, t)
+        return texts
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.integers(0, 4), min_size=1, max_size=25), st.booleans(), st.booleans())
+def test_each_distinct_request_is_sent_once_within_a_run(tmp_path, picks, reports_each, cached):
+    requests = [Prompted(text=f"### Prompt:\nq{k}\n\n### Response:\nr{k}\n\n### Critique:\n") for k in picks]
+    backend = CountingReviser(reports_each)
+    cache = Cache(tmp_path / f"c-{len(picks)}-{reports_each}-{cached}-{'-'.join(map(str, picks))}.sqlite") \
+        if cached else None
+    out, sent = cached_generate(backend, requests, cache)
+    assert sent == len(backend.sent) == len(set(picks))  # calls per distinct request: 1.00
+    assert sorted(backend.sent) == sorted({r.text for r in requests})
+    by_request = {}
+    for r, text in zip(requests, out):
+        assert by_request.setdefault(r.text, text) == text  # copies get the same generation
+    # the same requests in another order, with more copies: the same texts, nothing sent again if cached
+    again = CountingReviser(reports_each)
+    out2, sent2 = cached_generate(again, requests[::-1] + requests, cache)
+    assert out2 == out[::-1] + out and sent2 == (0 if cached else len(set(picks)))

@@ -216,7 +216,7 @@ def test_cnr_revise_and_annotate_responses_under_faults(tmp_path, responses):
         assert first.returncode == 0, first.stderr[-3000:]
         before = srv.stats.snapshot()["requests"]
         second = subprocess.run(args, env=env(tmp_path), capture_output=True, text=True, timeout=300)
-        assert "5 from the cache" in second.stdout and srv.stats.snapshot()["requests"] == before
+        assert "(5 without a request: from the cache" in second.stdout and srv.stats.snapshot()["requests"] == before
         stats = srv.stats.snapshot()
     finally:
         srv.stop()

@@ -84,7 +84,8 @@ def answer_prompts(prompts: str | Path, out: str | Path, *, base_url: str, model
                    max_tokens: int = 512, concurrency: int = 8) -> tuple[int, int]:
     """Answer a prompts file (``id``?, ``prompt``, ``system``?, ``meta``? per row) with a served model:
     the responses people will critique. The evaluation layer's backend and cache; every row is
-    checked (file:line:field) before the first request. Returns (rows, answered from the cache)."""
+    checked (file:line:field) before the first request. Returns (rows, rows answered without a request:
+    from the cache, or a prompt that occurs again)."""
     from cnr_plugin.cache import Cache
     from cnr_plugin.evaluation import OpenAIBackend, cached_generate
     from cnr_plugin.formats import Prompted

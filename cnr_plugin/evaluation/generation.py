@@ -85,26 +85,33 @@ def request_key(namespace: str, identity: str, request: Prompted) -> str:
 def cached_generate(backend: Backend, requests: Sequence[Prompted], cache: Cache | None,
                     namespace: str = "revision") -> tuple[list[str], int]:
     """Generations for ``requests``: from the cache where there, else from ``backend`` (cached as
-    each arrives when the backend reports them one by one). Returns them and the number generated."""
+    each arrives when the backend reports them one by one). A request that occurs several times
+    (items with the same prompt and response) is sent once: its key is everything the generation
+    reads, so the copies would get the same text, as they would from the cache on a re-run.
+    Returns the generations and the number of requests sent."""
     keys = [request_key(namespace, backend.identity, r) for r in requests]
     out: list[str | None] = [cache.get("revision", k) if cache else None for k in keys]
-    missing = [i for i, g in enumerate(out) if g is None]
-    if not missing:
+    positions: dict[str, list[int]] = {}  # each distinct missing request -> where it occurs
+    for i, g in enumerate(out):
+        if g is None:
+            positions.setdefault(keys[i], []).append(i)
+    if not positions:
         return out, 0  # type: ignore[return-value]
+    order = list(positions)
 
     def done(j: int, text: str) -> None:
-        i = missing[j]
-        out[i] = text
+        for i in positions[order[j]]:
+            out[i] = text
         if cache is not None:
-            cache.put("revision", keys[i], text)
+            cache.put("revision", order[j], text)
 
-    todo = [requests[i] for i in missing]
+    todo = [requests[positions[key][0]] for key in order]
     if getattr(backend, "reports_each", False):
         backend.generate(todo, on_done=done)  # type: ignore[call-arg]
     else:
         for j, text in enumerate(backend.generate(todo)):
             done(j, text)
-    return out, len(missing)  # type: ignore[return-value]
+    return out, len(order)  # type: ignore[return-value]
 
 
 def request_text(request: Prompted) -> str:
