@@ -56,7 +56,8 @@ def progress_line(log: Path, label: str, started: float) -> str:
         return f"   {label}: starting, {elapsed} elapsed"
     what, n, total, _, left = bars[-1].groups()
     what = (what or "").strip() or "step"
-    return f"   {label}: {what} {n}/{total}, {elapsed} elapsed, about {left} left of this bar"
+    left = "time left not known yet" if "?" in left else f"about {left} left of this bar"
+    return f"   {label}: {what} {n}/{total}, {elapsed} elapsed, {left}"
 
 
 def sh(cmd: list[str], log: Path, label: str | None = None) -> None:

@@ -72,12 +72,13 @@ def example(results_dir: Path) -> str:
     return "  (no item was fixed at iteration 1)"
 
 
-GUIDE = ("What to look at: the win rate is the share of items whose revision the oracle prefers to the original "
-         "in both\nposition orders (a tie counts half; 0.5 = no change). The trained reviser's interval should sit "
-         "above 0.5\nand the difference to the control, on the same items, above 0. 'No usable revision' counts "
-         "generations the loop\ncould not read a revision from (it keeps the text); the results page counts them "
-         "per iteration. The SmolLM2 judge row is a pipeline check: "
-         "that model is near chance as a judge\n(it tends to answer 'A' in both orders, which scores as a tie).")
+GUIDE = """\
+What to look at: the win rate is the share of items whose revision the oracle prefers to the original in
+both position orders (a tie counts half; 0.5 = no change). The trained reviser's interval should sit above
+0.5, and the difference to the control, on the same items, above 0. 'No usable revision' counts generations
+the loop could not read a revision from (it keeps the text); the results page counts them per iteration.
+The SmolLM2 judge row is a pipeline check: that model is near chance as a judge (it tends to answer 'A' in
+both orders, which scores as a tie)."""
 
 
 def report(summary: dict, guide: bool = False) -> str:
