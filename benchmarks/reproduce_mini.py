@@ -321,7 +321,7 @@ def table(summary: dict, iterations: int) -> str:
         return run["iterations"].get(k) or run["iterations"][str(k)]
 
     lines = ["| run | " + " | ".join(f"iter {k}" for k in range(1, iterations + 1)) +
-             f" | vs control at iter {iterations} | parse failures |",
+             f" | vs control at iter {iterations} | no usable revision |",
              "|" + "---|" * (iterations + 3)]
     for name, run in summary["runs"].items():
         cells = [f"{it(run, k)['winrate']:.3f} [{it(run, k)['ci95'][0]:.2f}, {it(run, k)['ci95'][1]:.2f}]"

@@ -142,7 +142,7 @@ def mini_repro() -> str:
 def _mini_repro(data: dict) -> str:
     k = int(data["provenance"]["arguments"]["iterations"])
     lines = ["| reviser | iter 1 | iter 2 | iter 3 | iter 4 | iter 5 | minus control, iter 1 | minus control, iter 5 "
-             "| parse failures | beats control (goal) |", "|---|---|---|---|---|---|---|---|---:|---|"]
+             "| no usable revision | beats control (goal) |", "|---|---|---|---|---|---|---|---|---:|---|"]
     for name, run in data["runs"].items():
         cells = [_ci(_it(run, i)) if str(i) in run["iterations"] or i in run["iterations"] else "—"
                  for i in range(1, 6)]
@@ -162,7 +162,7 @@ def _mini_repro(data: dict) -> str:
 
 
 def mini_levers() -> str:
-    lines = ["| lever (1000 records, 60 steps unless named) | iter 1 | iter 5 | minus control, iter 1 | parse failures | "
+    lines = ["| lever (1000 records, 60 steps unless named) | iter 1 | iter 5 | minus control, iter 1 | no usable revision | "
              "file |", "|---|---|---|---|---:|---|"]
     missing = []
     base = _load(RESULTS / "mini_repro" / "summary.json")
