@@ -299,23 +299,23 @@ def read_items(path: str | Path) -> list[dict[str, Any]]:
 
 # -- writing -----------------------------------------------------------------------------------------
 
-def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> Path:
-    """Rows as JSON lines, written whole or not at all (a temporary file, then renamed)."""
+def _write_whole(path: str | Path, text: str) -> Path:
+    """``text`` to ``path``, whole or not at all (a temporary file, then renamed)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    tmp.write_text(text)
     tmp.replace(path)
     return path
+
+
+def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> Path:
+    """Rows as JSON lines, written whole or not at all."""
+    return _write_whole(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
 
 
 def write_json(path: str | Path, data: Any) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    tmp.replace(path)
-    return path
+    return _write_whole(path, json.dumps(data, indent=2))
 
 
 def item_row(item: Any, steps: Sequence[dict[str, Any]], judgments: Sequence[dict[str, Any]] | None = None

@@ -99,8 +99,8 @@ def check_judge_lengths(items: Sequence[Item], results: Mapping[str, Sequence[tu
     characters / 4): one line naming the items before any judge call, never megabytes sent."""
     over = []
     for it in items:
-        longest = max((len(text) for _k, text in results[it.id]), default=0)
-        n = estimate_tokens(prompt_text(it.prompt) + it.response) + -(-longest // CHARS_PER_TOKEN)
+        longest = max((text for _k, text in results[it.id]), key=len, default="")
+        n = estimate_tokens(prompt_text(it.prompt) + it.response + longest)
         if n > max_tokens:
             over.append(f"{it.id} ({n})")
     if over:
