@@ -63,3 +63,20 @@ def one_line(exc: Any) -> str:
     """``'key': message`` of a pydantic ``ValidationError``."""
     key, msg = validation_error(exc)
     return f"'{key}': {msg}" if key else msg
+
+
+def read_yaml_mapping(path: Any, error: type[CnRError], what: str, empty: Any = None) -> Any:
+    """A YAML file that must hold a mapping of ``what`` (``yaml.safe_load``): invalid YAML fails in one
+    line naming file and line, another shape naming what it got; an empty file gives ``empty``."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise error(f"{path}{f':{mark.line + 1}' if mark else ''}: invalid YAML: "
+                    f"{getattr(exc, 'problem', exc)}") from None
+    data = empty if data is None else data
+    if not isinstance(data, dict):
+        raise error(f"{path}: expected a mapping of {what}, got {type(data).__name__}")
+    return data

@@ -20,11 +20,10 @@ from types import SimpleNamespace
 from typing import Any
 from unittest import mock
 
-import yaml
 
 from pydantic import ValidationError
 
-from cnr_plugin.errors import one_line
+from cnr_plugin.errors import one_line, read_yaml_mapping
 from cnr_plugin.resources import config_path
 
 from .args import CnRConfigError, Hardware
@@ -165,15 +164,7 @@ def validate_ds_config(ds_config: dict[str, Any], world_size: int) -> Any:
 
 def read_config(path: Path) -> dict[str, Any]:
     """An axolotl config as a mapping; a file that is no YAML mapping fails in one line naming the line."""
-    try:
-        cfg = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise CnRConfigError(f"{path}{f':{mark.line + 1}' if mark else ''}: invalid YAML: "
-                             f"{getattr(exc, 'problem', exc)}") from None
-    if not isinstance(cfg, dict):
-        raise CnRConfigError(f"{path}: expected a mapping of axolotl options, got {type(cfg).__name__}")
-    return cfg
+    return read_yaml_mapping(path, CnRConfigError, "axolotl options")
 
 
 def check_config(path: str | Path) -> MemoryReport:

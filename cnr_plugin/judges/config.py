@@ -11,10 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from cnr_plugin.errors import closest, one_line
+from cnr_plugin.errors import closest, one_line, read_yaml_mapping
 from cnr_plugin.resources import eval_tasks_path
 
 from .base import JudgeConfigError, JudgeOptions
@@ -54,15 +53,7 @@ def _read(spec: str | Path | dict[str, Any] | None) -> tuple[str, dict[str, Any]
     path = Path(spec)
     if not path.is_file():
         raise JudgeConfigError(f"judge config {path} not found")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise JudgeConfigError(f"{where}: invalid YAML: {getattr(exc, 'problem', exc)}") from None
-    if not isinstance(data, dict):
-        raise JudgeConfigError(f"{path}: expected a mapping of judge options")
-    return str(path), data
+    return str(path), read_yaml_mapping(path, JudgeConfigError, "judge options", empty={})
 
 
 def load_judge_config(spec: str | Path | dict[str, Any] | None) -> JudgeConfig:
