@@ -105,6 +105,19 @@ def _eval_table(data: dict) -> str:
     return "\n".join(lines)
 
 
+def duplicate_calls() -> str:
+    return _from_file(RESULTS / "benchmarks" / "duplicate_calls.json", "python benchmarks/duplicate_calls.py",
+                      _duplicate_calls)
+
+
+def _duplicate_calls(data: dict) -> str:
+    lines = ["| path | role | calls | distinct requests | calls per distinct | goal (1.00) |", "|---|---|---:|---:|---:|---|"]
+    for r in data["rows"]:
+        lines.append(f"| {r['path']} | {r['role']} | {r['calls']} | {r['distinct']} | {r['per_distinct']:.2f} | "
+                     f"{_mark(r['met'])} |")
+    return "\n".join(lines)
+
+
 def falcon() -> str:
     return _from_file(RESULTS / "benchmarks" / "falcon_memory.json", "python benchmarks/falcon_memory.py", _falcon)
 
@@ -243,7 +256,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "eval-throughput": _eval("eval_throughput", "python benchmarks/eval_throughput.py"),
     "eval-scaling": _eval("eval_scaling", "python benchmarks/eval_throughput.py --items 100 1000 --concurrency 32 "
                           "--latency 0.05 --out results/benchmarks/eval_scaling.json"),
-    "falcon-memory": falcon, "mini-repro": mini_repro, "mini-levers": mini_levers, "held-out": held_out,
+    "duplicate-calls": duplicate_calls, "falcon-memory": falcon, "mini-repro": mini_repro, "mini-levers": mini_levers, "held-out": held_out,
     "stop-levers": stop_levers("stop_levers"), "stop-levers-alone": stop_levers("stop_levers_alone"),
 }
 

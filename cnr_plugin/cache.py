@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-TABLES = ("judge", "revision")
+TABLES = ("judge", "revision", "batch")
 
 
 def default_cache_path() -> Path:
@@ -31,8 +31,9 @@ class Cache:
     """Key-value rows in named tables; values are JSON.
 
     ``judge``: verdicts that parsed, by everything the judge reads; ``revision``: generations, by
-    everything the generator reads (model identity, decoding settings, request). Only what
-    succeeded is written, so a re-run asks again for what failed.
+    everything the generator reads (model identity, decoding settings, request); ``batch``: the
+    batch a batch-mode judge submitted and has not read back yet (by the set of verdicts it asks).
+    Only what succeeded is written, so a re-run asks again for what failed.
     """
 
     def __init__(self, path: str | Path | None = None):
@@ -68,6 +69,11 @@ class Cache:
         con = self._con()
         con.execute(f"INSERT OR REPLACE INTO {table} (key, value, created) VALUES (?, ?, ?)",
                     (key, json.dumps(value), time.time()))
+        con.commit()
+
+    def delete(self, table: str, key: str) -> None:
+        con = self._con()
+        con.execute(f"DELETE FROM {table} WHERE key = ?", (key,))
         con.commit()
 
     def count(self, table: str) -> int:

@@ -163,10 +163,16 @@ def check_memory(configs: tuple[Path, ...], as_json: bool) -> None:
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="revisions jsonl to write")
 @click.option("--fields", "fields_spec", default=None,
               help="field map: a preset (cai) or field=column pairs, e.g. prompt=init_prompt,revision=a.b")
+@click.option("--temperature", type=click.FloatRange(0), default=0.0, show_default=True,
+              help="the reviser's sampling temperature")
+@click.option("--sampling", type=click.Choice(["shared", "per_item"]), default="shared", show_default=True,
+              help="items with the same request share one generation, or each gets its own (independent samples)")
+@click.option("--price", "price_spec", default=None, metavar="IN,OUT",
+              help="the reviser's price per million input and output tokens, e.g. 0.15,0.6")
 def revise(responses: Path, base_url: str, model_name: str, api_key_env: str | None, iterations: int, fmt_name: str,
            fewshot: int, max_tokens: int, max_input_tokens: int | None, tokenizer: str | None, oversized: str,
            stop_when: str, accept: str, judge_spec: str, concurrency: int, cache: bool, out: Path,
-           fields_spec: str | None) -> None:
+           fields_spec: str | None, temperature: float, sampling: str, price_spec: str | None) -> None:
     """Run K critique-and-revise iterations of a served model over a responses jsonl (outside lm-eval).
 
     Everything is checked before the first request: the file, the format, input lengths and
@@ -181,9 +187,21 @@ def revise(responses: Path, base_url: str, model_name: str, api_key_env: str | N
                        options={"iterations": iterations, "format": fmt_name, "fewshot": fewshot,
                                 "max_gen_toks": max_tokens, "max_input_tokens": max_input_tokens,
                                 "oversized": oversized, "stop_when": stop_when, "accept": accept, "judge": judge_spec,
-                                "fields": fields_spec},
-                       tokenizer=tokenizer, concurrency=concurrency, cache=cache)
+                                "fields": fields_spec, "sampling": sampling, "reviser_price": _price(price_spec)},
+                       tokenizer=tokenizer, concurrency=concurrency, cache=cache, temperature=temperature)
     click.echo(done.describe())
+
+
+def _price(spec: str | None) -> dict[str, float] | None:
+    """``--price IN,OUT`` as a price (money per million input and output tokens)."""
+    if spec is None:
+        return None
+    try:
+        tokens_in, tokens_out = (float(x) for x in spec.split(","))
+    except ValueError:
+        raise click.BadParameter(f"{spec!r}: expected IN,OUT (price per million input and output tokens, "
+                                 "e.g. 0.15,0.6)", param_hint="--price") from None
+    return {"input": tokens_in, "output": tokens_out}
 
 
 @main.command()
@@ -203,14 +221,50 @@ def judge(baseline: Path, candidate: Path, judge_spec: str, compare_previous: bo
     iteration is judged against the baseline response). Both files are checked, and the judge
     against every item, before the first judge call.
     """
+    from .costs import describe
     from .evaluation.pipeline import judge_files
-    from .report import format_table
+    from .report import format_judge_table, format_table
     from .results import read_runs
 
     evaluation, path = judge_files(baseline, candidate, out, judge=judge_spec, name=name,
                                    compare_previous=compare_previous, max_input_tokens=max_input_tokens)
-    click.echo(format_table(read_runs([path])))
-    click.echo(f"{evaluation.calls} judge calls, {evaluation.cache_hits} from cache -> {path}")
+    runs = read_runs([path])
+    click.echo(format_table(runs))
+    click.echo(format_judge_table(runs))
+    click.echo(f"{describe(evaluation.usage)} -> {path}")
+
+
+@main.command("rank-judges")
+@click.argument("baseline", type=click.Path(exists=True, path_type=Path))
+@click.argument("candidate", type=click.Path(exists=True, path_type=Path))
+@click.option("--judge", "judge_specs", multiple=True, required=True, help="judge YAML (repeat: one per configuration)")
+@click.option("--human", type=click.Path(exists=True, path_type=Path), default=None,
+              help="people's verdicts on the same pairs: a `cnr annotate compare pull` folder")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="folder: one `cnr judge` run per judge")
+@click.option("--max-input-tokens", type=click.IntRange(1), default=DEFAULT_MAX_INPUT_TOKENS, show_default=True,
+              help="longest judge input (prompt + original + candidate), estimated as characters / 4")
+def rank_judges(baseline: Path, candidate: Path, judge_specs: tuple[str, ...], human: Path | None, out: Path,
+                max_input_tokens: int) -> None:
+    """Rank judge configurations on the same pairs: agreement with people (with --human),
+    position consistency, length preference, cost and time: the evaluator leaderboard of your data."""
+    from .evaluation.pipeline import rank_judges as rank
+
+    rows, path = rank(baseline, candidate, list(judge_specs), out, human=human, max_input_tokens=max_input_tokens)
+    heads = ["judge", "win rate", "consistent", "position A", "longer", "ties", "unparsed", "people %", "kappa",
+             "calls", "cached", "cost of all", "s/1000 calls"]
+    table = []
+    for r in rows:
+        p, u = r.get("people") or {}, r["usage"]
+        table.append([r["judge"], _fig(r["winrate"]), _fig(r["consistency"]), _fig(r["position_a"]),
+                      _fig(r["prefers_longer"]), _fig(r["tie_share"]), _fig(r["unparsed_share"]),
+                      _fig(p.get("percent")), _fig(p.get("cohen_kappa")), str(u["calls"]), str(u["cached"]),
+                      f"{u['cost'] + u['saved_cost']:.4f}" if "cost" in u else "-",
+                      _fig(u.get("seconds_per_1000_calls"), 1)])
+    widths = [max(len(h), *(len(row[i]) for row in table)) for i, h in enumerate(heads)]
+    for row in [heads, *table]:
+        click.echo("  ".join(f"{c:<{w}}" if i == 0 else f"{c:>{w}}" for i, (c, w) in enumerate(zip(row, widths))))
+    click.echo(f"ranked by Cohen's kappa with people{'' if human else ' (none given)'}, then consistency; cost of all: "
+               f"every verdict at the judge's price, cached ones included -> {path}")
 
 
 @main.command()
@@ -227,11 +281,14 @@ def report(paths: tuple[Path, ...], plot_path: Path | None, html_path: Path | No
     from .errors import require
 
     require("cnr report", "eval", "matplotlib")
-    from .report import format_table, plot
+    from .report import format_judge_table, format_table, plot
     from .results import read_runs
 
     runs = read_runs(list(paths))
     click.echo(format_table(runs))
+    judge_table = format_judge_table(runs)
+    if judge_table:
+        click.echo(judge_table)
     first = paths[0] if paths[0].is_dir() else paths[0].parent
     png = plot(runs, plot_path or first / "cnr_winrate.png")
     click.echo(f"plot: {png}")
@@ -339,8 +396,8 @@ def annotate_pull(title: str, out: Path, policy: str, strict: bool) -> None:
         sys.exit(1)
 
 
-def _fig(x: float | None) -> str:
-    return "n/a" if x is None else f"{x:.2f}"
+def _fig(x: float | None, digits: int = 2) -> str:
+    return "n/a" if x is None or x != x else f"{x:.{digits}f}"
 
 
 @annotate.group("compare")

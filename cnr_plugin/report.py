@@ -23,6 +23,46 @@ def format_table(runs: list[Run]) -> str:
     return "\n".join(lines)
 
 
+#: the judge columns of :func:`judge_rows`: (Run.extra key, heading, a share or a count)
+JUDGE_COLUMNS = (("judge_consistency", "consistent", "share"), ("judge_position_a", "position A", "share"),
+                 ("judge_prefers_longer", "longer", "share"), ("judge_tie_share", "ties", "share"),
+                 ("judge_unparsed_share", "unparsed", "share"), ("judge_calls", "calls", "count"),
+                 ("judge_cached", "cached", "count"), ("judge_tokens_in", "tokens in", "count"),
+                 ("judge_tokens_out", "tokens out", "count"), ("judge_cost", "cost", "money"))
+
+
+def _cell(v: Any, kind: str = "share") -> str:
+    if v is None or (isinstance(v, float) and v != v):
+        return "-"
+    if not isinstance(v, (int, float)):
+        return str(v)
+    return {"share": f"{v:.3f}", "count": f"{int(v):,}", "money": f"{v:.4f}"}[kind]
+
+
+def judge_rows(runs: list[Run]) -> list[tuple[str, list[str]]]:
+    """Each run's judge diagnostics and costs as table cells (runs of people's verdicts have none)."""
+    return [(run.name, [_cell(run.extra.get(key), kind) for key, _, kind in JUDGE_COLUMNS]) for run in runs
+            if any(key in run.extra for key, _, _ in JUDGE_COLUMNS)]
+
+
+def format_judge_table(runs: list[Run]) -> str:
+    """How the judge behaved and what it cost, per run (see README: 'Know your judge'): consistent
+    = same text preferred in both position orders; position A = decisive verdicts naming the first
+    text (0.5 is unbiased); longer = decisive verdicts picking the longer text."""
+    rows = judge_rows(runs)
+    people = [f"{_short(run.name)}, iteration {k}: agrees with the LLM judge on {_cell(a.get('percent'))} of "
+              f"{a.get('n')} choices ({_cell(a.get('percent_without_ties'))} without ties), Cohen's kappa "
+              f"{_cell(a.get('cohen_kappa'))}"
+              for run in runs for k, a in sorted((run.extra.get("agreement_with_judge") or {}).items())]
+    if not rows:
+        return "\n".join(people)
+    heads = [h for _, h, _ in JUDGE_COLUMNS]
+    widths = [max(len(h), *(len(cells[i]) for _, cells in rows)) for i, h in enumerate(heads)]
+    lines = [f"{'judge of run':<48} " + " ".join(f"{h:>{w}}" for h, w in zip(heads, widths))]
+    lines += [f"{_short(name):<48} " + " ".join(f"{c:>{w}}" for c, w in zip(cells, widths)) for name, cells in rows]
+    return "\n".join(lines + people)
+
+
 def plot(runs: list[Run], out: Any, title: str = "CnR: win rate of revision vs original") -> Any:
     """Draw win rate against iteration; ``out`` is a path (returned as a Path) or a binary file."""
     import matplotlib

@@ -81,6 +81,22 @@ def _table(runs: list[RunItems]) -> str:
     return f"<table id='summary'>{head}{''.join(rows)}</table>"
 
 
+def _judge_table(runs: list[RunItems]) -> str:
+    """How each run's judge behaved and what it cost (cnr_plugin.report.judge_rows)."""
+    from .report import JUDGE_COLUMNS, judge_rows
+
+    rows = judge_rows([ri.run for ri in runs])
+    if not rows:
+        return ""
+    head = "<tr><th>judge of run</th>" + "".join(f"<th>{html.escape(h)}</th>" for _, h, _ in JUDGE_COLUMNS) + "</tr>"
+    body = "".join(f"<tr><td>{html.escape(name)}</td>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>"
+                   for name, cells in rows)
+    return ("<h2>The judge</h2><p>consistent: the same text preferred in both position orders (1 = always); "
+            "position A: decisive verdicts naming the text shown first (0.5 = no position bias); longer: decisive "
+            "verdicts picking the longer text; ties and unparsed: shares of verdicts; calls, cached, tokens and "
+            f"cost (at the judge's price) for the run.</p><table id='judge'>{head}{body}</table>")
+
+
 def _verdict(v: dict[str, Any], shown_first: str) -> str:
     probs = v.get("probs")
     p = f" P(A)={probs['A']:.2f} P(B)={probs['B']:.2f} P(tie)={probs['tie']:.2f}" if probs else ""
@@ -153,7 +169,7 @@ def render(paths: list[str | Path], title: str = "CnR results") -> str:
             "off at equal length). Won, tied, lost and not judged (a failed or unparsed verdict) add up to the items "
             f"of the iteration; {NO_REVISION} counts generations the loop could not read a revision from (it kept "
             "the text, which is judged as well).</p>"
-            f"{_table(runs)}<p><img alt='win rate by iteration' src='data:image/png;base64,{_plot_png([r.run for r in runs])}'>"
+            f"{_table(runs)}{_judge_table(runs)}<p><img alt='win rate by iteration' src='data:image/png;base64,{_plot_png([r.run for r in runs])}'>"
             f"</p><h2>Items</h2>{controls}{items}<script>{SCRIPT}</script></body></html>")
 
 

@@ -45,7 +45,21 @@ PER_RUN = (
     ("n_skipped_oversized", "total", False),
     ("reviser_requests", "mean", False),
     ("accept_judgments", "mean", False),
+    # how the judge behaved (cnr_plugin/evaluation/diagnostics.py): shares summed over documents
+    ("judge_consistency", "share", True),
+    ("judge_position_a", "share", False),
+    ("judge_prefers_longer", "share", False),
+    ("judge_tie_share", "share", False),
+    ("judge_unparsed_share", "share", False),
+    # what the judge cost, for the whole run (every document carries the run's figures)
+    ("judge_calls", "same", False),
+    ("judge_cached", "same", True),
+    ("judge_tokens_in", "same", False),
+    ("judge_tokens_out", "same", False),
+    ("judge_cost", "same", False),
 )
+#: the judge diagnostics lm-eval's table shows, by their name in :mod:`cnr_plugin.evaluation.diagnostics`
+JUDGE_SHARES = ("consistency", "position_a", "prefers_longer", "tie_share", "unparsed_share")
 #: per iteration k: (metric template, aggregation, higher is better, first iteration it exists for)
 PER_ITERATION = (
     ("winrate_iter{k}", "winrate", True, 1),
@@ -87,6 +101,17 @@ def item_metrics(original: str, data: dict[str, Any]) -> dict[str, Any]:
         stopped = stopped or int(bool(step.get("stopped") or step.get("stop_signal")))
         out[f"stopped_iter{k}"] = stopped  # the item will not be revised after iteration k
         out[f"rejected_iter{k}"] = int(step.get("accepted") is False)
+    from .evaluation.diagnostics import SHARES, add_counts, comparison_counts, from_item
+
+    c = add_counts(comparison_counts(j) for j in from_item({"response": original, **data}))
+    for name in JUDGE_SHARES:
+        num, den = SHARES[name]
+        out[f"judge_{name}"] = (c.get(num, 0.0), c.get(den, 0.0))
+    usage = data.get("judge_usage") or {}
+    for key, metric in (("calls", "judge_calls"), ("cached", "judge_cached"), ("tokens_in", "judge_tokens_in"),
+                        ("tokens_out", "judge_tokens_out"), ("cost", "judge_cost")):
+        if key in usage:
+            out[metric] = usage[key]
     for j in data.get("judgments", []):
         k = j["iteration"]
         if j["status"] != "ok":
@@ -201,7 +226,8 @@ def _run_from_lm_eval(path: Path, data: dict[str, Any]) -> Run | None:
             run.points[k] = (v["mean"], v.get("_ci95_lo", nan), v.get("_ci95_hi", nan))
         if "lc_mean" in v:
             run.lc[k] = (v["lc_mean"], v.get("lc__ci95_lo", nan), v.get("lc__ci95_hi", nan))
-    run.extra = {k.split(",")[0]: v for k, v in res.items() if k.startswith(("n_", "len_ratio")) and "stderr" not in k}
+    run.extra = {k.split(",")[0]: v for k, v in res.items()
+                 if k.startswith(("n_", "len_ratio", "judge_")) and "stderr" not in k}
     return run
 
 
@@ -213,6 +239,14 @@ def _run_from_summary(path: Path, data: dict[str, Any]) -> Run:
             if "lc_winrate" in row:
                 run.lc[row["iteration"]] = (row["lc_winrate"], *row["lc_ci95"])
     run.extra = {k: data[k] for k in ("n_comparisons", "n_excluded", "kind") if k in data}
+    agreement = {row["iteration"]: row["human_vs_judge"] for row in data["rows"] if row.get("human_vs_judge")}
+    if agreement:  # people's verdicts (cnr annotate compare): how often the LLM judge agreed with them
+        run.extra["agreement_with_judge"] = agreement
+    for name, value in (data.get("judge_diagnostics") or {}).items():
+        run.extra[f"judge_{name}"] = value
+    for key, value in (data.get("judge_usage") or {}).items():
+        if key in ("calls", "cached", "tokens_in", "tokens_out", "cost", "seconds_per_1000_calls"):
+            run.extra[f"judge_{key}"] = value
     return run
 
 
@@ -343,7 +377,8 @@ def write_judged(out: str | Path, *, name: str, items: Sequence[Any], steps: dic
     write_jsonl(out / "samples.jsonl", [item_row(it, steps[it.id], by_item.get(it.id, [])) for it in items])
     return write_json(out / "cnr_results.json", {
         "name": name, **evaluation.summary, "judge_calls": evaluation.calls,
-        "judge_cache_hits": evaluation.cache_hits, "judge": judge, "plugins": plugins})
+        "judge_cache_hits": evaluation.cache_hits, "judge_usage": evaluation.usage, "judge": judge,
+        "plugins": plugins})
 
 
 def write_human(out: str | Path, result: dict[str, Any], rows: Sequence[dict[str, Any]]) -> Path:

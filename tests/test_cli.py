@@ -218,6 +218,8 @@ BAD_INPUT = {
                "responses.jsonl:1: field 'response': is missing"),
     "judge": (["{responses}", "{bad_responses}", "--judge", "{oracle}", "--out", "{tmp}/j"],
               "responses.jsonl:1: field 'response': is missing"),
+    "rank-judges": (["{responses}", "{bad_responses}", "--judge", "{oracle}", "--out", "{tmp}/rj"],
+                    "responses.jsonl:1: field 'response': is missing"),
     "report": (["{tmp}"], "no cnr_winrate results under"),
     "lm-eval": (["--model", "cnr", "--model_args", "inner=dummy", "--tasks", "cnr_winrate", "--metadata",
                  '{{"iteratons": 2, "responses": "{responses}"}}'], None),

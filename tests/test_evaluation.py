@@ -315,6 +315,8 @@ BUILTIN_RAISES_ALLOWED = {
                                                  "JudgeConfigError before any generation",
     ("cnr_plugin/records.py", "ValueError"): "inside pydantic validators: read back as CnRDataError",
     ("cnr_plugin/lm_eval/cli.py", "SystemExit"): "the command-line boundary itself",
+    ("cnr_plugin/testing/fault_server.py", "KeyError"): "the scripted Batch API's bad request: its handler answers 400",
+    ("cnr_plugin/testing/fault_server.py", "ValueError"): "the scripted upload without a file: its handler answers 400",
 }
 
 

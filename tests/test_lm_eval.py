@@ -80,8 +80,12 @@ def test_cnr_winrate_real_server_then_cached(tmp_path, llama_server):
     proc = subprocess.run([cnr, "report", str(tmp_path / "out"), str(tmp_path / "out2"), "--plot",
                            str(tmp_path / "p.png")], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    rows = [line for line in proc.stdout.splitlines() if line.startswith(("out:", "out2:"))]
+    winrates, _, judge_table = proc.stdout.partition("judge of run")
+    rows = [line for line in winrates.splitlines() if line.startswith(("out:", "out2:"))]
     assert len(rows) == 2 * 2, proc.stdout  # two runs x two iterations
+    # and how the judge behaved, per run: the second run's verdicts all came from the cache
+    judge_rows = [line.split() for line in judge_table.splitlines() if line.startswith(("out:", "out2:"))]
+    assert len(judge_rows) == 2 and judge_rows[1][-5:-3] == ["0", f"{int(res['judge_calls,judged']):,}"], proc.stdout
     for it in (1, 2):
         wr = res[f"winrate_iter{it},judged"]
         lo, hi = res[f"winrate_iter{it}_ci95_lo,judged"], res[f"winrate_iter{it}_ci95_hi,judged"]

@@ -15,7 +15,6 @@ draws the human curve beside the judge's.
 from __future__ import annotations
 
 import json
-import math
 import random
 from dataclasses import dataclass
 from itertools import combinations
@@ -26,7 +25,7 @@ import numpy as np
 
 from .collect import client, find_or_create_project
 from cnr_plugin.errors import CnRError
-from cnr_plugin.evaluation.stats import win_rate
+from cnr_plugin.evaluation.stats import agreement, cohen_kappa, label, win_rate
 from cnr_plugin.formats.base import prompt_text
 from cnr_plugin.results import ResultsError, lm_eval_samples, read_items, write_human
 
@@ -47,8 +46,6 @@ COMPARE_CONFIG = """<View>
   <TextArea name="reason" toName="prompt" rows="2" maxSubmissions="1"/>
 </View>"""
 
-#: a revision's outcome against the original, as a score (1 win, 0.5 tie, 0 loss) and a label
-LABELS = ("loss", "tie", "win")
 
 
 class CompareError(CnRError):
@@ -67,10 +64,6 @@ class ComparePair:
     original: str
     revision: str
     judge_score: float | None = None
-
-
-def label(score: float) -> str:
-    return "win" if score > 0.5 else "loss" if score < 0.5 else "tie"
 
 
 def read_pairs(path: str | Path, iterations: list[int] | None = None) -> list[ComparePair]:
@@ -140,31 +133,6 @@ def push(source: str | Path, title: str, sides_file: str | Path, *, iterations: 
     if new:
         ls.projects.import_tasks(id=project.id, request=new, commit_to_project=True)
     return project.id, len(new), len(pairs) - len(new)
-
-
-def cohen_kappa(a: list[str], b: list[str]) -> float:
-    """Cohen's kappa of two label sequences over LABELS; NaN when chance agreement is total."""
-    if not a:
-        return float("nan")
-    idx = {lab: i for i, lab in enumerate(LABELS)}
-    table = np.zeros((len(LABELS), len(LABELS)))
-    for x, y in zip(a, b):
-        table[idx[x], idx[y]] += 1
-    n = table.sum()
-    p_o = np.trace(table) / n
-    p_e = float((table.sum(0) / n) @ (table.sum(1) / n))
-    return float("nan") if p_e == 1 else float((p_o - p_e) / (1 - p_e))
-
-
-def agreement(a: list[str], b: list[str]) -> dict[str, Any]:
-    """Percent agreement with and without ties (MT-Bench's two settings) and Cohen's kappa;
-    None where a figure is undefined (nothing to compare, or no chance model)."""
-    no_ties = [(x, y) for x, y in zip(a, b) if "tie" not in (x, y)]
-    kappa = cohen_kappa(a, b)
-    return {"n": len(a), "percent": float(np.mean([x == y for x, y in zip(a, b)])) if a else None,
-            "n_without_ties": len(no_ties),
-            "percent_without_ties": float(np.mean([x == y for x, y in no_ties])) if no_ties else None,
-            "cohen_kappa": None if math.isnan(kappa) else kappa}
 
 
 def human_labels(tasks: list[dict[str, Any]], sides: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from tqdm.auto import tqdm
 
 from cnr_plugin.cache import Cache, make_key
+from cnr_plugin.costs import Tally, usage_of
 from cnr_plugin.errors import CnRError
 from cnr_plugin.formats import CnRFormat, Prompted
 from cnr_plugin.formats.base import CHARS_PER_TOKEN, estimate_tokens
@@ -78,19 +79,40 @@ class Backend(Protocol):
     def generate(self, requests: Sequence[Prompted]) -> list[str]: ...
 
 
-def request_key(namespace: str, identity: str, request: Prompted) -> str:
-    return make_key(namespace, identity, request.text, request.messages)
+def request_key(namespace: str, identity: str, request: Prompted, salt: str | None = None) -> str:
+    parts: tuple[Any, ...] = (namespace, identity, request.text, request.messages)
+    return make_key(*parts, salt) if salt is not None else make_key(*parts)
+
+
+def cached_text(value: Any) -> tuple[str, dict[str, int] | None]:
+    """A cached generation and the tokens it took (older caches kept the text alone)."""
+    if isinstance(value, dict):
+        return value["text"], value.get("usage")
+    return value, None
 
 
 def cached_generate(backend: Backend, requests: Sequence[Prompted], cache: Cache | None,
-                    namespace: str = "revision") -> tuple[list[str], int]:
+                    namespace: str = "revision", *, salts: Sequence[str] | None = None,
+                    tally: Tally | None = None) -> tuple[list[str], int]:
     """Generations for ``requests``: from the cache where there, else from ``backend`` (cached as
     each arrives when the backend reports them one by one). A request that occurs several times
     (items with the same prompt and response) is sent once: its key is everything the generation
     reads, so the copies would get the same text, as they would from the cache on a re-run.
+    ``salts`` (one per request, e.g. the item id: ``sampling: per_item``) enter the key, so equal
+    requests with different salts are generated separately. ``tally`` counts calls, tokens (from
+    the server's ``usage`` where the backend reports it) and what the cache saved.
     Returns the generations and the number of requests sent."""
-    keys = [request_key(namespace, backend.identity, r) for r in requests]
-    out: list[str | None] = [cache.get("revision", k) if cache else None for k in keys]
+    keys = [request_key(namespace, backend.identity, r, salts[i] if salts is not None else None)
+            for i, r in enumerate(requests)]
+    out: list[str | None] = []
+    seen: set[str] = set()
+    for key in keys:
+        value = cache.get("revision", key) if cache else None
+        text, usage = cached_text(value) if value is not None else (None, None)
+        if text is not None and tally is not None and key not in seen:
+            tally.hit(usage)
+        seen.add(key)
+        out.append(text)
     positions: dict[str, list[int]] = {}  # each distinct missing request -> where it occurs
     for i, g in enumerate(out):
         if g is None:
@@ -99,18 +121,26 @@ def cached_generate(backend: Backend, requests: Sequence[Prompted], cache: Cache
         return out, 0  # type: ignore[return-value]
     order = list(positions)
 
-    def done(j: int, text: str) -> None:
+    def done(j: int, text: str, usage: dict[str, int] | None = None) -> None:
         for i in positions[order[j]]:
             out[i] = text
+        if tally is not None:
+            tally.call(usage)
         if cache is not None:
-            cache.put("revision", order[j], text)
+            cache.put("revision", order[j], {"text": text, "usage": usage} if usage is not None else text)
 
     todo = [requests[positions[key][0]] for key in order]
-    if getattr(backend, "reports_each", False):
-        backend.generate(todo, on_done=done)  # type: ignore[call-arg]
-    else:
-        for j, text in enumerate(backend.generate(todo)):
-            done(j, text)
+    if tally is not None:
+        tally.start()
+    try:
+        if getattr(backend, "reports_each", False):
+            backend.generate(todo, on_done=done)  # type: ignore[call-arg]
+        else:
+            for j, text in enumerate(backend.generate(todo)):
+                done(j, text)
+    finally:
+        if tally is not None:
+            tally.stop()
     return out, len(order)  # type: ignore[return-value]
 
 
@@ -160,20 +190,24 @@ def stop_signal(fmt: CnRFormat, stop_when: str, before: str, critique: str | Non
 
 def revise(items: Sequence[Item], fmt: CnRFormat, backend: Backend, iterations: int, *,
            examples: Sequence[Any] = (), cache: Cache | None = None, progress: bool = True,
-           stop_when: str = "never", gate: Gate | None = None) -> dict[str, list[Step]]:
+           stop_when: str = "never", gate: Gate | None = None, sampling: str = "shared",
+           tally: Tally | None = None) -> dict[str, list[Step]]:
     """Run ``iterations`` rounds of critique and revision over ``items``.
 
     ``stop_when`` (never | unchanged | no_cons): an item whose revision equals its input, or whose
     critique names no problem, keeps its text and is not sent to the reviser again (``no_cons``
     keeps the input, not the revision). ``gate`` (accept: judge): a revision replaces the previous
-    text only where the gate says so; a rejected one leaves the text as it was."""
+    text only where the gate says so; a rejected one leaves the text as it was. ``sampling``:
+    shared (items with the same request share one generation) or per_item (each item its own:
+    the item id enters the cache key). ``tally``: the reviser's calls and tokens."""
     current = {it.id: it.response for it in items}
     stopped: set[str] = set()
     steps: dict[str, list[Step]] = {it.id: [] for it in items}
     for k in tqdm(range(1, iterations + 1), desc="cnr revise", unit="iteration", disable=not progress):
         active = [it for it in items if it.id not in stopped]
         requests = [fmt.prompt(it.prompt, current[it.id], system=it.system, examples=examples) for it in active]
-        generations, _ = cached_generate(backend, requests, cache) if requests else ([], 0)
+        salts = [it.id for it in active] if sampling == "per_item" else None
+        generations, _ = cached_generate(backend, requests, cache, salts=salts, tally=tally) if requests else ([], 0)
         pending: list[tuple[Item, str, str, int]] = []
         parsed_by_id = {}
         for it, gen in zip(active, generations):
@@ -229,15 +263,16 @@ class OpenAIBackend:
 
         check_reachable(self.client, self.base_url, self.role)
 
-    def _one(self, req: Prompted) -> str:
+    def _one(self, req: Prompted) -> tuple[str, dict[str, int] | None]:
         common = dict(model=self.model, max_tokens=self.max_tokens, temperature=self.temperature)
         if req.messages is not None:
             out = self.client.chat.completions.create(messages=req.messages, **common)
-            return out.choices[0].message.content or ""
+            return out.choices[0].message.content or "", usage_of(out)
         out = self.client.completions.create(prompt=req.text, stop=self.stop or None, **common)
-        return out.choices[0].text
+        return out.choices[0].text, usage_of(out)
 
-    def generate(self, requests: Sequence[Prompted], on_done: Callable[[int, str], None] | None = None) -> list[str]:
+    def generate(self, requests: Sequence[Prompted],
+                 on_done: Callable[[int, str, dict[str, int] | None], None] | None = None) -> list[str]:
         import openai
 
         from cnr_plugin.endpoints import describe_failure
@@ -249,12 +284,12 @@ class OpenAIBackend:
             for fut in as_completed(futures):
                 i = futures[fut]
                 try:
-                    out[i] = fut.result()
+                    out[i], usage = fut.result()
                 except openai.APIError as exc:
                     failed.append(describe_failure(exc, self.max_retries))
                     continue
                 if on_done is not None:
-                    on_done(i, out[i])
+                    on_done(i, out[i], usage)
         if failed:
             raise GenerationError(f"{self.role} at {self.base_url}: {len(failed)} of {len(requests)} requests failed "
                                   f"({failed[0]}); the {len(requests) - len(failed)} "

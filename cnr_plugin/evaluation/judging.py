@@ -18,9 +18,11 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from cnr_plugin.cache import Cache, make_key
+from cnr_plugin.costs import Tally
 from cnr_plugin.errors import CnRError
 from cnr_plugin.judges import JudgeConfig, JudgeConfigError, JudgePair, Verdict, judge_reads, load_judge_config, make_judge
 
+from .diagnostics import diagnose, from_judged
 from .generation import Item
 from .stats import length_controlled, win_rate
 
@@ -100,20 +102,52 @@ def score_orders(forward: Verdict, backward: Verdict, disagreement: str = "tie")
     return (0.5 if disagreement == "tie" else (s_fwd + s_bwd) / 2), "ok"
 
 
+class BatchState:
+    """Where a batch judge keeps the batch it submitted (the cache's ``batch`` table, by the set of
+    verdicts asked), so a stopped run resumes that batch instead of submitting it again."""
+
+    def __init__(self, cache: Cache | None, key: str):
+        self.cache, self.key = cache, key
+        self._memory: dict[str, Any] | None = None
+
+    def get(self) -> dict[str, Any] | None:
+        return self.cache.get("batch", self.key) if self.cache is not None else self._memory
+
+    def put(self, value: dict[str, Any]) -> None:
+        if self.cache is not None:
+            self.cache.put("batch", self.key, value)
+        else:
+            self._memory = value
+
+    def clear(self) -> None:
+        if self.cache is not None:
+            self.cache.delete("batch", self.key)
+        self._memory = None
+
+
 class JudgeRunner:
     """Judges comparisons with one judge: deduplicated and cached by verdict identity,
-    concurrent, with a progress bar. A judge that raises gives a ``failed`` verdict for that pair."""
+    concurrent (or as one batch, for a judge in batch mode), with a progress bar. A judge that
+    raises gives a ``failed`` verdict for that pair. ``tally`` counts calls, tokens and time."""
 
     def __init__(self, judge: Any, config: JudgeConfig, cache: Cache | None = None, progress: bool = True):
         self.judge, self.config, self.cache, self.progress = judge, config, cache, progress
         self.calls = 0
         self.cache_hits = 0
+        self.tally = Tally("judge")
 
     def _judge_one(self, pair: JudgePair) -> Verdict:
         try:
             return self.judge.judge_one(pair)
         except Exception as exc:  # one pair's error is counted, never the end of the run
             return Verdict(None, "failed", "", f"judge error: {type(exc).__name__}: {exc}")
+
+    def _record(self, key: str, verdict: Verdict, found: dict[str, Verdict], use_cache: bool) -> None:
+        self.calls += 1
+        self.tally.call(verdict.usage, answered=verdict.status != "failed")
+        found[key] = verdict
+        if use_cache and verdict.status == "ok":  # failed and unparsed are asked again next run
+            self.cache.put("judge", key, verdict.as_dict())  # type: ignore[union-attr]
 
     def judge_pairs(self, pairs: Sequence[JudgePair]) -> list[Verdict]:
         use_cache = self.cache is not None and bool(getattr(self.judge, "cacheable", False))
@@ -127,21 +161,25 @@ class JudgeRunner:
             if cached is not None:
                 found[key] = Verdict.from_dict(cached)
                 self.cache_hits += 1
+                self.tally.hit(found[key].usage)
             else:
                 todo[key] = pair
-        bar = tqdm(total=len(todo), desc="cnr judge", unit="call", disable=not self.progress or not todo,
-                   postfix={"cache hits": self.cache_hits})
-        with ThreadPoolExecutor(max_workers=self.config.concurrency) as pool:
-            futures = {pool.submit(self._judge_one, pair): key for key, pair in todo.items()}
-            for fut in as_completed(futures):
-                key = futures[fut]
-                verdict = fut.result()
-                self.calls += 1
-                found[key] = verdict
-                if use_cache and verdict.status == "ok":  # failed and unparsed are asked again next run
-                    self.cache.put("judge", key, verdict.as_dict())  # type: ignore[union-attr]
-                bar.update(1)
-        bar.close()
+        self.tally.start()
+        if todo and getattr(self.judge, "batched", False):
+            state = BatchState(self.cache if use_cache else None, make_key("batch", sorted(todo)))
+            verdicts = self.judge.judge_batch(list(todo.values()), list(todo), state, progress=self.progress)
+            for key, verdict in zip(todo, verdicts):
+                self._record(key, verdict, found, use_cache)
+        elif todo:
+            bar = tqdm(total=len(todo), desc="cnr judge", unit="call", disable=not self.progress,
+                       postfix={"cache hits": self.cache_hits})
+            with ThreadPoolExecutor(max_workers=self.config.concurrency) as pool:
+                futures = {pool.submit(self._judge_one, pair): key for key, pair in todo.items()}
+                for fut in as_completed(futures):
+                    self._record(futures[fut], fut.result(), found, use_cache)
+                    bar.update(1)
+            bar.close()
+        self.tally.stop()
         return [found[k] for k in keys]
 
     def judge_comparisons(self, comparisons: Sequence[Comparison]) -> list[Judged]:
@@ -205,9 +243,11 @@ def summarize(judged: Sequence[Judged], max_failed_fraction: float = 1.0) -> dic
     if judged and n_bad / len(judged) > max_failed_fraction:
         raise TooManyFailures(f"{n_bad} of {len(judged)} judge comparisons failed or were unparsed, more than "
                               f"max_failed_fraction={max_failed_fraction}: the win rates would not mean much")
+    first = next((v.error for j in judged for v in (j.forward, j.backward) if v.status != "ok" and v.error), None)
     if judged and n_bad == len(judged):
-        raise TooManyFailures("no comparison could be judged")
-    return {"rows": rows, "n_comparisons": len(judged), "n_excluded": n_bad}
+        raise TooManyFailures("no comparison could be judged" + (f" (first error: {first})" if first else ""))
+    return {"rows": rows, "n_comparisons": len(judged), "n_excluded": n_bad,
+            "judge_diagnostics": diagnose(from_judged(judged))}
 
 
 def prepare_judge(spec: Any, items: Sequence[Item] = (), source: str = "responses") -> tuple[JudgeConfig, Any]:
@@ -229,12 +269,14 @@ def prepare_judge(spec: Any, items: Sequence[Item] = (), source: str = "response
 
 @dataclass
 class Evaluation:
-    """What judging a run gives: every comparison judged, the summary, and the judge's costs."""
+    """What judging a run gives: every comparison judged, the summary, and the judge's costs
+    (``usage``: :meth:`cnr_plugin.costs.Tally.report`)."""
 
     judged: list[Judged]
     summary: dict[str, Any]
     calls: int
     cache_hits: int
+    usage: dict[str, Any] = field(default_factory=dict)
 
     def by_item(self) -> dict[str, list[dict[str, Any]]]:
         out: dict[str, list[dict[str, Any]]] = {}
@@ -254,4 +296,4 @@ def judge_revisions(items: Sequence[Item], results: Mapping[str, Sequence[tuple[
     judged = runner.judge_comparisons(comparisons)
     summary = summarize(judged, config.max_failed_fraction)
     LOG.info("cnr: %d judge calls, %d cache hits", runner.calls, runner.cache_hits)
-    return Evaluation(judged, summary, runner.calls, runner.cache_hits)
+    return Evaluation(judged, summary, runner.calls, runner.cache_hits, runner.tally.report(config.price))

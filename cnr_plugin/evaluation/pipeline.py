@@ -10,9 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
 
 from cnr_plugin.cache import Cache
+from cnr_plugin.costs import Tally
+from cnr_plugin.costs import describe as describe_usage
 from cnr_plugin.formats.base import CHARS_PER_TOKEN, estimate_tokens, prompt_text
 from cnr_plugin.records import CnRDataError, read_candidates, read_responses
 
@@ -50,6 +54,8 @@ class Revised:
     rejected: int = 0
     judge_calls: int | None = None
     skipped: list[str] = field(default_factory=list)
+    usage: dict[str, Any] = field(default_factory=dict)
+    usage_file: Path | None = None
 
     def describe(self) -> str:
         notes = [f"{self.no_revision} generations with no usable revision"]
@@ -59,15 +65,19 @@ class Revised:
             notes.append(f"{self.rejected} revisions rejected by the judge, {self.judge_calls} judge calls")
         if self.skipped:
             notes.append(f"{len(self.skipped)} oversized left out: {', '.join(self.skipped)}")
-        return f"{self.n_items} responses x {self.iterations} iterations -> {self.out} ({'; '.join(notes)})"
+        line = f"{self.n_items} responses x {self.iterations} iterations -> {self.out} ({'; '.join(notes)})"
+        if self.usage:
+            line += f"\n{describe_usage(self.usage)} -> {self.usage_file}"
+        return line
 
 
 def revise_file(responses: Path, out: Path, *, base_url: str, model: str, api_key: str, options: Mapping[str, Any],
-                tokenizer: str | None = None, concurrency: int = 8, cache: bool = True) -> Revised:
+                tokenizer: str | None = None, concurrency: int = 8, cache: bool = True,
+                temperature: float = 0.0) -> Revised:
     """K critique-and-revise iterations of a served reviser over a responses file, written to ``out``.
     ``options`` are run options (:class:`~cnr_plugin.evaluation.RunConfig`)."""
     from cnr_plugin.plugins import get_format
-    from cnr_plugin.results import no_revision, write_revisions
+    from cnr_plugin.results import no_revision, write_json, write_revisions
 
     run = run_config({**options, "responses": str(responses)}, source="cnr revise")
     fmt = get_format(run.format)
@@ -77,20 +87,27 @@ def revise_file(responses: Path, out: Path, *, base_url: str, model: str, api_ke
     items, skipped = check_lengths(items, fmt, max_tokens=run.max_input_tokens or DEFAULT_MAX_INPUT_TOKENS,
                                    policy=run.oversized, count_tokens=count, examples=examples, source=str(responses))
     backend = OpenAIBackend(base_url, model, api_key=api_key, max_tokens=run.max_gen_toks,
-                            stop=fmt.stop_sequences(), concurrency=concurrency)
+                            stop=fmt.stop_sequences(), concurrency=concurrency, temperature=temperature)
     backend.check_reachable()
     gate = None
     if run.accept == "judge":
         judge_config, judge = prepare_judge(run.judge, items, source=str(responses))
         gate = JudgeGate(judge, judge_config, Cache())
+    tally = Tally("reviser")
     steps = revise(items, fmt, backend, run.iterations, examples=examples, cache=Cache() if cache else None,
-                   stop_when=run.stop_when, gate=gate)
+                   stop_when=run.stop_when, gate=gate, sampling=run.sampling, tally=tally)
     write_revisions(out, items, steps)
+    usage = {"reviser": tally.report(run.reviser_price), "run": run.model_dump(mode="json"),
+             "reviser_server": {"base_url": base_url, "model": model}}
+    if gate is not None:
+        usage["judge"] = gate.runner.tally.report(gate.runner.config.price)
+    usage_file = write_json(out.with_name(out.name + ".usage.json"), usage)
     all_steps = [s for st in steps.values() for s in st]
     return Revised(out, len(items), run.iterations, run.stop_when,
                    no_revision=sum(no_revision(s.as_dict()) for s in all_steps),
                    saved=sum(s.stopped for s in all_steps), rejected=sum(s.accepted is False for s in all_steps),
-                   judge_calls=gate.calls if gate is not None else None, skipped=skipped)
+                   judge_calls=gate.calls if gate is not None else None, skipped=skipped,
+                   usage=usage["reviser"], usage_file=usage_file)
 
 
 def check_judge_lengths(items: Sequence[Item], results: Mapping[str, Sequence[tuple[int, str]]], max_tokens: int,
@@ -141,3 +158,73 @@ def judge_files(baseline: Path, candidate: Path, out: Path, *, judge: Any = "def
     path = write_judged(out, name=name or candidate.stem, items=items, steps=steps, evaluation=evaluation,
                         judge=config.describe(), plugins=plugin_versions())
     return evaluation, path
+
+
+class HumanChoice(BaseModel):
+    """One row of ``human_judgments.jsonl`` as far as judge agreement reads it."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: None = None  # rows are pairs, not items: no id to check for duplicates
+    pair: str
+    label: Literal["win", "tie", "loss"]
+
+
+def read_human_labels(path: Path) -> dict[str, list[str]]:
+    """People's choices (``cnr annotate compare pull``: a folder or its ``human_judgments.jsonl``),
+    by pair (``<item id>@<iteration>``): the revision's label against the original per annotation."""
+    from cnr_plugin.records import iter_rows
+
+    path = path / "human_judgments.jsonl" if path.is_dir() else path
+    out: dict[str, list[str]] = {}
+    for _line, _unit, row in iter_rows(path, model=HumanChoice):
+        out.setdefault(row.pair, []).append(row.label)
+    return out
+
+
+def rank_judges(baseline: Path, candidate: Path, judges: Sequence[str], out: Path, *, human: Path | None = None,
+                max_input_tokens: int = DEFAULT_MAX_INPUT_TOKENS) -> tuple[list[dict[str, Any]], Path]:
+    """Judge the same pairs with each judge configuration (cached as usual) and rank them: by
+    Cohen's kappa with people where their verdicts are given, else by position consistency.
+    Each judge's run is a ``cnr judge`` folder under ``out``; the ranking is ``out/judges.json``."""
+    from cnr_plugin.results import write_json
+
+    from .diagnostics import diagnose, from_judged
+    from .stats import agreement, label
+
+    people = read_human_labels(human) if human is not None else None
+    # every configuration is checked before the first judge call
+    for spec in judges:
+        prepare_judge(spec, source=str(spec))
+    names: list[str] = []
+    for spec in judges:
+        name = Path(spec).stem if spec != "default" else "default"
+        names.append(name if name not in names else f"{name}-{len(names) + 1}")
+    rows = []
+    for spec, name in zip(judges, names):
+        evaluation, path = judge_files(baseline, candidate, out / name, judge=spec, name=name,
+                                       max_input_tokens=max_input_tokens)
+        d = diagnose(from_judged(evaluation.judged))
+        last = max((r for r in evaluation.summary["rows"] if r["against"] == "original"), key=lambda r: r["iteration"])
+        row: dict[str, Any] = {"judge": name, "config": str(spec), "results": str(path), "iteration": last["iteration"],
+                               "winrate": last["winrate"], "ci95": last["ci95"], **{k: d[k] for k in (
+                                   "consistency", "position_a", "prefers_longer", "tie_share", "unparsed_share")},
+                               "usage": evaluation.usage}
+        if people is not None:
+            mine, theirs = [], []
+            for j in evaluation.judged:
+                pair = f"{j.comparison.item_id}@{j.comparison.iteration}"
+                if j.comparison.against == "original" and j.score is not None and pair in people:
+                    for choice in people[pair]:
+                        mine.append(label(j.score))
+                        theirs.append(choice)
+            row["people"] = agreement(theirs, mine)
+        rows.append(row)
+
+    def rank(r: dict[str, Any]) -> tuple[float, float, float]:
+        kappa = (r.get("people") or {}).get("cohen_kappa")
+        return (-(kappa if kappa is not None else -2.0), -(r["consistency"] or 0.0), r["usage"].get("cost") or 0.0)
+
+    rows.sort(key=rank)
+    return rows, write_json(out / "judges.json", {"baseline": str(baseline), "candidate": str(candidate),
+                                                  "human": str(human) if human else None, "judges": rows})

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from cnr_plugin.costs import Price
 from cnr_plugin.errors import CnRError, closest
 from cnr_plugin.resources import data_path, eval_tasks_path
 
@@ -53,6 +54,13 @@ class RunConfig(BaseModel):
     accept: Literal["always", "judge"] = Field(
         "always", description="judge: revision i replaces revision i-1 only if the judge prefers it in both "
         "position orders (two judge calls per revision)")
+    sampling: Literal["shared", "per_item"] = Field(
+        "shared", description="shared: items whose reviser request is identical share one generation, sent once "
+        "(what the cache gives them on a re-run anyway); per_item: each item gets its own generation (the item id "
+        "enters the cache key): for independent samples at temperature > 0")
+    reviser_price: Price | None = Field(
+        None, description="the reviser's price per million tokens {input: .., output: ..}: turns the tokens its "
+        "server reports into money (cnr revise)")
     fields: str | dict[str, str] | None = Field(
         None, description="field map of the responses file: a preset ('cai') or {prompt: column, response: "
         "dotted.path, ...}")

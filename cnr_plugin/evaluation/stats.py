@@ -7,6 +7,7 @@ the order of the items never changes a figure.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+import math
 from typing import Any
 
 import numpy as np
@@ -127,3 +128,38 @@ def length_controlled(items: Sequence[tuple[float, int, int]], n_boot: int = 100
     fits = _fit_lc(np.broadcast_to(y_all, w.shape), np.broadcast_to(x_all, w.shape), w)
     alpha = (1 - level) / 2
     return {"winrate": point, "ci95": [float(np.quantile(fits, alpha)), float(np.quantile(fits, 1 - alpha))]}
+
+
+# -- agreement of two judges (people or models) on the same comparisons ----------------------------
+
+#: a revision's outcome against the original, as a score (1 win, 0.5 tie, 0 loss) and a label
+LABELS = ("loss", "tie", "win")
+
+
+def label(score: float) -> str:
+    return "win" if score > 0.5 else "loss" if score < 0.5 else "tie"
+
+
+def cohen_kappa(a: list[str], b: list[str]) -> float:
+    """Cohen's kappa of two label sequences over LABELS; NaN when chance agreement is total."""
+    if not a:
+        return float("nan")
+    idx = {lab: i for i, lab in enumerate(LABELS)}
+    table = np.zeros((len(LABELS), len(LABELS)))
+    for x, y in zip(a, b):
+        table[idx[x], idx[y]] += 1
+    n = table.sum()
+    p_o = np.trace(table) / n
+    p_e = float((table.sum(0) / n) @ (table.sum(1) / n))
+    return float("nan") if p_e == 1 else float((p_o - p_e) / (1 - p_e))
+
+
+def agreement(a: list[str], b: list[str]) -> dict[str, Any]:
+    """Percent agreement with and without ties (MT-Bench's two settings) and Cohen's kappa;
+    None where a figure is undefined (nothing to compare, or no chance model)."""
+    no_ties = [(x, y) for x, y in zip(a, b) if "tie" not in (x, y)]
+    kappa = cohen_kappa(a, b)
+    return {"n": len(a), "percent": float(np.mean([x == y for x, y in zip(a, b)])) if a else None,
+            "n_without_ties": len(no_ties),
+            "percent_without_ties": float(np.mean([x == y for x, y in no_ties])) if no_ties else None,
+            "cohen_kappa": None if math.isnan(kappa) else kappa}

@@ -51,7 +51,9 @@ class Judge(Protocol):
     options (validated, and hashed into its verdicts' cache key); ``reads``: the fields of a
     :class:`JudgePair` the verdict depends on; ``cacheable``: verdicts may be kept across runs;
     ``check_reachable()`` and ``check_item(item)`` raise :class:`JudgeConfigError` before any
-    generation. Subclass :class:`JudgeBase` for the safe defaults."""
+    generation. A judge with ``batched`` true is given all the run's pairs at once through
+    ``judge_batch(pairs, keys, state, progress)`` (``state``: get/put/clear of what it must keep
+    to resume). Subclass :class:`JudgeBase` for the safe defaults."""
 
     name: ClassVar[str]
     Options: ClassVar[type[JudgeOptions]]
@@ -74,6 +76,8 @@ class JudgeBase:
     Options: ClassVar[type[JudgeOptions]] = JudgeOptions
     reads: ClassVar[frozenset[str]] = PAIR_FIELDS
     cacheable: ClassVar[bool] = False
+    #: judges pairs as one job (``judge_batch(pairs, keys, state, progress)``) instead of one call each
+    batched: bool = False
 
     def __init__(self, options: JudgeOptions | None = None):
         self.options = options if options is not None else self.Options()
@@ -115,16 +119,20 @@ class Verdict:
     error: str | None = None
     #: verdict: probability — P(A), P(B), P(tie) read from the verdict token (they sum to 1)
     probs: dict[str, float] | None = None
+    #: tokens the call took, from the server's ``usage``: {"in": ..., "out": ...}; None when not reported
+    usage: dict[str, int] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"winner": self.winner, "status": self.status, "raw": self.raw, "error": self.error}
         if self.probs is not None:
             out["probs"] = self.probs
+        if self.usage is not None:
+            out["usage"] = self.usage
         return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Verdict:
-        return cls(d.get("winner"), d["status"], d.get("raw", ""), d.get("error"), d.get("probs"))
+        return cls(d.get("winner"), d["status"], d.get("raw", ""), d.get("error"), d.get("probs"), d.get("usage"))
 
 
 _VERDICT_TOKEN = re.compile(r'^[\s"\'\[\]{}:]*(A|B|C|t|ti|tie)[\s"\'\[\]{}]*$')

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from cnr_plugin.costs import Price
 from cnr_plugin.errors import closest, one_line, read_yaml_mapping
 from cnr_plugin.resources import eval_tasks_path
 
@@ -29,6 +30,8 @@ class JudgeConfig(BaseModel):
     check_reachable: bool = Field(True, description="fail fast if the judge's endpoint does not answer")
     disagreement: Literal["tie", "average"] = Field("tie", description="when the two position orders disagree")
     max_failed_fraction: float = Field(0.2, ge=0, le=1, description="more failed/unparsed pairs than this fail the run")
+    price: Price | None = Field(None, description="the judge model's price per million tokens: {input: .., output: ..}"
+                                "; turns the tokens of its calls into money in the results")
     options: JudgeOptions = Field(default_factory=JudgeOptions, description="the judge's own options")
 
     def fingerprint(self) -> dict[str, Any]:
@@ -39,7 +42,7 @@ class JudgeConfig(BaseModel):
     def describe(self) -> dict[str, Any]:
         """Everything a results file records of the judge (no API key: options hold only where it is read)."""
         return {"judge": self.judge, **self.options.model_dump(mode="json"),
-                **self.model_dump(include={"concurrency", "disagreement", "max_failed_fraction"})}
+                **self.model_dump(mode="json", include={"concurrency", "disagreement", "max_failed_fraction", "price"})}
 
 
 SHARED_KEYS = frozenset(JudgeConfig.model_fields) - {"options"}
@@ -79,7 +82,7 @@ def load_judge_config(spec: str | Path | dict[str, Any] | None) -> JudgeConfig:
     except ValidationError as exc:
         err = exc.errors()[0]
         key = ".".join(str(p) for p in err["loc"])
-        if err["type"] == "extra_forbidden":
+        if err["type"] == "extra_forbidden" and len(err["loc"]) == 1:
             raise JudgeConfigError(f"{source}: {closest(key, known)} for judge '{name}' "
                                    f"(keys: {', '.join(known)})") from None
         raise JudgeConfigError(f"{source}: {one_line(exc)}") from None

@@ -6,14 +6,17 @@ Retries (with exponential backoff, honouring ``Retry-After``) are the client's o
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
+from cnr_plugin.costs import usage_of
 from cnr_plugin.endpoints import check_reachable, describe_failure, make_client
 from cnr_plugin.errors import CnRError, require
 
@@ -43,7 +46,8 @@ class OpenAIOptions(JudgeOptions):
     """Options of the ``openai`` judge."""
 
     #: cannot change a verdict: kept out of the cache key
-    not_in_key: ClassVar[frozenset[str]] = frozenset({"api_key_env", "api_key_file", "timeout_s", "max_retries"})
+    not_in_key: ClassVar[frozenset[str]] = frozenset({"api_key_env", "api_key_file", "timeout_s", "max_retries",
+                                                      "batch", "batch_poll_s", "batch_completion_window"})
 
     model: str | None = None
     base_url: str | None = None
@@ -63,6 +67,12 @@ class OpenAIOptions(JudgeOptions):
     max_tokens: int = Field(32, ge=1)
     timeout_s: float = Field(60.0, gt=0)
     max_retries: int = Field(6, ge=0, description="retries of 408/409/429/5xx and connection errors")
+    batch: bool = Field(
+        False, description="send the run's comparisons as one OpenAI Batch API job (files + batches "
+        "endpoints; half the price, results within the completion window); the batch id is kept in the cache, so "
+        "a stopped run resumes the batch instead of submitting it again")
+    batch_poll_s: float = Field(10.0, gt=0, description="seconds between status checks of a submitted batch")
+    batch_completion_window: str = Field("24h", description="the Batch API's completion_window")
 
     def api_key(self) -> str:
         if self.api_key_file:
@@ -98,6 +108,7 @@ class OpenAIJudge(JudgeBase):
 
         self._openai = openai
         self._lock, self._warned = threading.Lock(), False
+        self.batched = options.batch
 
     def check_reachable(self) -> None:
         """Fail fast, before any generation, when the judge endpoint does not answer."""
@@ -128,11 +139,19 @@ class OpenAIJudge(JudgeBase):
             completion = self.client.chat.completions.create(**self._request(pair))
         except self._openai.APIError as exc:  # HTTP errors, connection errors and timeouts, after retries
             return Verdict(None, "failed", "", describe_failure(exc, self.options.max_retries))
+        return self.read_reply(completion)
+
+    def read_reply(self, completion: Any) -> Verdict:
+        """The verdict of one chat completion (an object of the client, or its JSON as a dict, as
+        the Batch API returns it), with the tokens it took."""
+        usage = usage_of(completion)
+        if isinstance(completion, dict):
+            completion = self._openai.types.chat.ChatCompletion.model_validate(completion)
         choice = completion.choices[0] if completion.choices else None
         content = (choice.message.content or "") if choice is not None else ""
         if not content.strip():
-            return Verdict(None, "unparsed", content, "empty reply")
-        verdict = parse_verdict(content, self.options.verdict_format)
+            return Verdict(None, "unparsed", content, "empty reply", usage=usage)
+        verdict = replace(parse_verdict(content, self.options.verdict_format), usage=usage)
         if self.options.verdict != "probability" or verdict.status != "ok":
             return verdict
         logprobs = getattr(getattr(choice, "logprobs", None), "content", None)
@@ -140,7 +159,82 @@ class OpenAIJudge(JudgeBase):
         if probs is None:
             self._warn_no_logprobs()
             return verdict
-        return Verdict(verdict.winner, "ok", content, probs=probs)
+        return replace(verdict, probs=probs)
+
+    def judge_batch(self, pairs: list[JudgePair], keys: list[str], state: Any, progress: bool = True) -> list[Verdict]:
+        """Judge ``pairs`` as one Batch API job; ``keys`` (the verdicts' identities) are the
+        requests' ``custom_id``. ``state`` keeps the submitted batch's id until its results are read,
+        so a run stopped while the batch runs picks it up again. A request the batch did not answer
+        (its error file, an expired or failed batch) is a ``failed`` verdict, asked again next run."""
+        o = self.options
+        saved = state.get()
+        if saved is not None:
+            batch_id = saved["batch_id"]
+            LOG.warning("cnr: resuming judge batch %s (%d requests) submitted by an earlier run", batch_id, len(pairs))
+        else:
+            lines = "".join(json.dumps({"custom_id": key, "method": "POST", "url": "/v1/chat/completions",
+                                        "body": self._request(pair)}) + "\n" for key, pair in zip(keys, pairs))
+            try:
+                uploaded = self.client.files.create(file=("cnr_judge_batch.jsonl", lines.encode()), purpose="batch")
+                batch = self.client.batches.create(input_file_id=uploaded.id, endpoint="/v1/chat/completions",
+                                                   completion_window=o.batch_completion_window,
+                                                   metadata={"created_by": "cnr-plugin"})
+            except self._openai.APIError as exc:
+                failure = "batch not submitted: " + describe_failure(exc, o.max_retries)
+                return [Verdict(None, "failed", "", failure) for _ in pairs]
+            batch_id = batch.id
+            state.put({"batch_id": batch_id, "input_file_id": uploaded.id, "n_requests": len(pairs)})
+            LOG.info("cnr: judge batch %s submitted (%d requests)", batch_id, len(pairs))
+        try:
+            batch = self._wait(batch_id, len(pairs), progress)
+            found = self._read_batch(batch)
+        except self._openai.APIError as exc:  # the batch may still be running: keep its id for the next run
+            failure = f"batch {batch_id} not read back: " + describe_failure(exc, o.max_retries)
+            return [Verdict(None, "failed", "", failure) for _ in pairs]
+        state.clear()
+        missing = f"batch {batch_id} {batch.status}: no result for this request"
+        if batch.status == "failed" and batch.errors and batch.errors.data:
+            missing += f" ({batch.errors.data[0].code}: {batch.errors.data[0].message})"
+        return [found.get(key) or Verdict(None, "failed", "", missing) for key in keys]
+
+    def _wait(self, batch_id: str, n: int, progress: bool) -> Any:
+        import time
+
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=n, desc=f"cnr judge batch {batch_id}", unit="request", disable=not progress)
+        try:
+            while True:
+                batch = self.client.batches.retrieve(batch_id)
+                counts = batch.request_counts
+                if counts is not None:
+                    bar.n = counts.completed + counts.failed
+                    bar.set_postfix(status=batch.status, refresh=False)
+                    bar.refresh()
+                if batch.status in ("completed", "failed", "expired", "cancelled"):
+                    return batch
+                time.sleep(self.options.batch_poll_s)
+        finally:
+            bar.close()
+
+    def _read_batch(self, batch: Any) -> dict[str, Verdict]:
+        found: dict[str, Verdict] = {}
+        for file_id in (batch.output_file_id, batch.error_file_id):
+            if not file_id:
+                continue
+            for line in self.client.files.content(file_id).text.splitlines():
+                if not line.strip():
+                    continue
+                row = json.loads(line)
+                response, error = row.get("response") or {}, row.get("error") or {}
+                if response.get("status_code") == 200:
+                    found[row["custom_id"]] = self.read_reply(response["body"])
+                    continue
+                body_error = ((response.get("body") or {}).get("error") or {}).get("message")
+                what = (f"HTTP {response['status_code']}" if response.get("status_code") else error.get("code"))
+                found[row["custom_id"]] = Verdict(None, "failed", "", f"batch {batch.id}: {what}: "
+                                                  f"{body_error or error.get('message') or 'no answer'}")
+        return found
 
     def _warn_no_logprobs(self) -> None:
         with self._lock:

@@ -154,7 +154,7 @@ class CnRLM(LM):
                                            count_tokens=count, examples=examples, source=run.responses)
             gate = make_gate(run)
             steps = revise(items, fmt, backend, run.iterations, examples=examples, cache=self.cache,
-                           progress=not disable_tqdm, stop_when=run.stop_when, gate=gate)
+                           progress=not disable_tqdm, stop_when=run.stop_when, gate=gate, sampling=run.sampling)
         out = []
         for doc in docs:
             if doc["id"] in skipped:

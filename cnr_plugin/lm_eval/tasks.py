@@ -93,6 +93,7 @@ def judge(resps: list[list[str]], docs: list[dict[str, Any]]) -> list[str]:
         data["judgments"] = by_item.get(doc["id"], [])
         data["judge_calls"] = evaluation.calls
         data["judge_cache_hits"] = evaluation.cache_hits
+        data["judge_usage"] = evaluation.usage
     for row in evaluation.summary["rows"]:
         LOG.info("cnr_winrate: %s iteration %d: win rate %.3f [%.3f, %.3f] over %d judged",
                  row["against"], row["iteration"], row["winrate"], *row["ci95"], row["n_judged"])
@@ -106,6 +107,18 @@ def process_results(doc: dict[str, Any], results: list[str]) -> dict[str, Any]:
 
 def total(items: list[float]) -> float:
     return float(sum(items))
+
+
+def share(items: list[tuple[float, float]]) -> float:
+    """A judge diagnostic over the run: its numerators over its denominators, summed over
+    documents (NaN where nothing was there to measure)."""
+    den = sum(d for _n, d in items)
+    return float(sum(n for n, _d in items) / den) if den else float("nan")
+
+
+def same(items: list[float]) -> float:
+    """A figure of the whole run that every document carries (the judge's calls, tokens, cost)."""
+    return float(max(items)) if items else float("nan")
 
 
 @functools.lru_cache(maxsize=64)
@@ -142,5 +155,5 @@ def lc_ci95_hi(items: list[tuple[float, int, int]]) -> float:
     return _lc(tuple(sorted(map(tuple, items))))["ci95"][1]
 
 
-__all__ = ["load_docs", "doc_to_text", "judge", "process_results", "total", "winrate", "ci95_lo", "ci95_hi",
-           "lc_winrate", "lc_ci95_lo", "lc_ci95_hi", "CnRRunError"]
+__all__ = ["load_docs", "doc_to_text", "judge", "process_results", "total", "share", "same", "winrate", "ci95_lo",
+           "ci95_hi", "lc_winrate", "lc_ci95_lo", "lc_ci95_hi", "CnRRunError"]

@@ -15,6 +15,12 @@ Fault kinds. Transient (clients retry): ``429`` (no Retry-After), ``429_retry_af
 ``truncated``, ``empty``, ``no_verdict``, ``prose`` (the verdict wrapped in prose). Any request
 may also be ``slow`` (``latency_s`` before answering). ``permanent``: 500 on every attempt
 (judge requests; ``reviser_permanent`` for reviser requests).
+
+Replies carry ``usage`` (a token counted as 4 characters). The Batch API is there too
+(``/v1/files`` upload and content, ``/v1/batches`` create and retrieve): a batch stays in progress
+for ``batch_polls`` retrievals, then its requests are answered like chat requests (a ``permanent``
+request goes to the error file with HTTP 500), the batch may expire after ``batch_expire_after``
+requests (the rest: ``batch_expired``) or fail as a whole (``batch_fail``).
 """
 
 from __future__ import annotations
@@ -50,6 +56,9 @@ class FaultPlan:
     reviser_permanent: float = 0.0   # the same for reviser requests
     latency_s: float = 0.0           # added to every answer
     hang_s: float = 5.0
+    batch_polls: int = 2             # a batch is in progress for this many retrievals, then done
+    batch_expire_after: int | None = None  # the batch expires after this many requests (the rest: batch_expired)
+    batch_fail: bool = False         # the whole batch fails (its input is "invalid")
 
     def outcome(self, key: str, attempt: int, judge: bool) -> str:
         rng = random.Random(f"{self.seed}:{key}")
@@ -68,12 +77,23 @@ class Stats:
     attempts: Counter = field(default_factory=Counter)       # request key -> count
     answered: Counter = field(default_factory=Counter)       # path -> 200 answers with a body
     succeeded: set = field(default_factory=set)              # keys that got a whole 200 answer
+    distinct: Counter = field(default_factory=Counter)       # path -> distinct request bodies
+    usage_in: int = 0                                        # tokens of the usage sent with whole answers
+    usage_out: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def delivered(self, payload: dict[str, Any]) -> None:
+        """Count the ``usage`` of an answer that goes out whole (call with the lock held)."""
+        usage = payload.get("usage") or {}
+        self.usage_in += usage.get("prompt_tokens", 0)
+        self.usage_out += usage.get("completion_tokens", 0)
 
     def snapshot(self) -> dict[str, Any]:
         with self.lock:
             return {"requests": dict(self.requests), "outcomes": dict(self.outcomes),
                     "answered": dict(self.answered), "distinct_requests": len(self.attempts),
+                    "distinct_by_path": dict(self.distinct),
+                    "usage_in": self.usage_in, "usage_out": self.usage_out,
                     "repeated_requests": sum(n - 1 for n in self.attempts.values())}
 
 
@@ -130,18 +150,48 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def do_GET(self) -> None:
+        srv = self.server
+        batch = re.fullmatch(r"/v1/batches/([^/]+)", self.path)
+        content = re.fullmatch(r"/v1/files/([^/]+)/content", self.path)
         if self.path.rstrip("/").endswith("/models"):
             self._send(200, {"object": "list", "data": [{"id": "fault-model", "object": "model"}]})
         elif self.path == "/stats":
-            self._send(200, self.server.stats.snapshot())
+            self._send(200, srv.stats.snapshot())
+        elif batch and batch.group(1) in srv.batches:
+            with srv.stats.lock:
+                srv.stats.requests["GET /v1/batches/{id}"] += 1
+            self._send(200, srv.retrieve_batch(batch.group(1)))
+        elif content and content.group(1) in srv.files:
+            data = srv.files[content.group(1)]
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
         else:
             self._send(404, {"error": {"message": "not found"}})
 
     def do_POST(self) -> None:
+        if self.path in ("/v1/files", "/v1/batches"):
+            return self._batch_api()
         if self.server.slots is None:
             return self._post()
         with self.server.slots:
             return self._post()
+
+    def _batch_api(self) -> None:
+        srv = self.server
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        with srv.stats.lock:
+            srv.stats.requests[self.path] += 1
+        if srv.api_key and self.headers.get("Authorization") != f"Bearer {srv.api_key}":
+            return self._send(401, {"error": {"message": "invalid api key"}})
+        try:
+            if self.path == "/v1/files":
+                return self._send(200, srv.upload(self.headers.get("Content-Type", ""), body))
+            return self._send(200, srv.create_batch(json.loads(body)))
+        except (KeyError, ValueError) as exc:
+            return self._send(400, {"error": {"message": f"bad request: {exc}"}})
 
     def _post(self) -> None:
         srv = self.server
@@ -159,6 +209,7 @@ class _Handler(BaseHTTPRequestHandler):
         with srv.stats.lock:
             attempt = srv.stats.attempts[key]
             srv.stats.attempts[key] += 1
+            srv.stats.distinct[self.path] += attempt == 0
         kind = srv.plan.outcome(key, attempt, judge)
         with srv.stats.lock:
             srv.stats.outcomes[kind] += 1
@@ -174,29 +225,35 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(srv.plan.hang_s)
             return self._send(503, {"error": {"message": "injected hang"}})
         if judge:
-            prompt = req["messages"][-1]["content"]
-            probs = srv.judge_probs(prompt) if srv.judge_probs else None
-            text = judge_reply(prompt) if probs is None else json.dumps({"winner": max(probs, key=lambda k: probs[k])})
-            text = {"truncated": text[: len(text) // 2], "empty": "", "no_verdict": "I cannot decide.",
-                    "prose": f"Having read both, my verdict is {text}."}.get(kind, text)
-            choice: dict[str, Any] = {"index": 0, "finish_reason": "stop",
-                                      "message": {"role": "assistant", "content": text}}
-            if req.get("logprobs") and probs is not None:
-                choice["logprobs"] = {"content": verdict_logprobs(probs)}
-            payload = {"id": "x", "object": "chat.completion", "created": 0, "model": req.get("model"),
-                       "choices": [choice]}
+            payload = srv.chat_payload(req, kind)
         else:
             prompts = req.get("prompt")
             prompts = prompts if isinstance(prompts, list) else [prompts]
+            texts = [self.server.reviser(p) for p in prompts]
             payload = {"id": "x", "object": "text_completion", "created": 0, "model": req.get("model"),
-                       "choices": [{"index": i, "finish_reason": "stop", "text": self.server.reviser(p), "logprobs": None}
-                                   for i, p in enumerate(prompts)]}
+                       "choices": [{"index": i, "finish_reason": "stop", "text": t, "logprobs": None}
+                                   for i, t in enumerate(texts)],
+                       **srv.usage(sum(len(p or "") for p in prompts), "".join(texts))}
         if kind == "close_mid_body":
             return self._send(200, payload, cut=True)
         with srv.stats.lock:
             srv.stats.answered[self.path] += 1
             srv.stats.succeeded.add(key)
+            srv.stats.delivered(payload)
         self._send(200, payload)
+
+
+def _multipart_file(content_type: str, body: bytes) -> tuple[str, bytes]:
+    """(filename, bytes) of the file part of a multipart/form-data upload."""
+    from email.parser import BytesParser
+    from email.policy import HTTP
+
+    msg = BytesParser(policy=HTTP).parsebytes(b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body)
+    for part in msg.iter_parts():
+        name, data = part.get_filename(), part.get_payload(decode=True)
+        if name and isinstance(data, bytes):
+            return name, data
+    raise ValueError("no file part")
 
 
 class FaultServer(ThreadingHTTPServer):
@@ -206,7 +263,7 @@ class FaultServer(ThreadingHTTPServer):
     def __init__(self, plan: FaultPlan, port: int = 0, api_key: str | None = None, max_requests: int = 100_000,
                  max_seconds: float = 3600.0, concurrency: int | None = None,
                  reviser: Callable[[str], str] | None = None,
-                 judge_probs: Callable[[str], dict[str, float]] | None = None):
+                 judge_probs: Callable[[str], dict[str, float]] | None = None, send_usage: bool = True):
         super().__init__(("127.0.0.1", port), _Handler)
         self.plan, self.api_key, self.max_requests = plan, api_key, max_requests
         #: the scripted reviser behind /v1/completions (prompt -> completion text)
@@ -216,6 +273,10 @@ class FaultServer(ThreadingHTTPServer):
         # at most `concurrency` requests are served at once (the others wait), like a real server's slots
         self.slots = threading.BoundedSemaphore(concurrency) if concurrency else None
         self.stats = Stats()
+        #: replies carry OpenAI's ``usage`` (tokens in and out)
+        self.send_usage = send_usage
+        self.files: dict[str, bytes] = {}
+        self.batches: dict[str, dict[str, Any]] = {}
         self._deadline = time.monotonic() + max_seconds
         self._thread: threading.Thread | None = None
 
@@ -225,6 +286,102 @@ class FaultServer(ThreadingHTTPServer):
 
         if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
             super().handle_error(request, client_address)
+
+    def usage(self, prompt_chars: int, text: str) -> dict[str, Any]:
+        """OpenAI's ``usage`` of a reply (a token is counted as 4 characters), unless ``send_usage`` is off."""
+        if not self.send_usage:
+            return {}
+        tokens_in, tokens_out = -(-prompt_chars // 4), -(-len(text) // 4)
+        return {"usage": {"prompt_tokens": tokens_in, "completion_tokens": tokens_out,
+                          "total_tokens": tokens_in + tokens_out}}
+
+    def chat_payload(self, req: dict[str, Any], kind: str) -> dict[str, Any]:
+        """The judge's chat completion for a request that meets ``kind`` (ok or a final fault)."""
+        prompt = req["messages"][-1]["content"]
+        probs = self.judge_probs(prompt) if self.judge_probs else None
+        text = judge_reply(prompt) if probs is None else json.dumps({"winner": max(probs, key=lambda k: probs[k])})
+        text = {"truncated": text[: len(text) // 2], "empty": "", "no_verdict": "I cannot decide.",
+                "prose": f"Having read both, my verdict is {text}."}.get(kind, text)
+        choice: dict[str, Any] = {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}
+        if req.get("logprobs") and probs is not None:
+            choice["logprobs"] = {"content": verdict_logprobs(probs)}
+        return {"id": "x", "object": "chat.completion", "created": 0, "model": req.get("model"), "choices": [choice],
+                **self.usage(sum(len(m["content"]) for m in req["messages"]), text)}
+
+    # -- the Batch API: files + batches -----------------------------------------------------------------
+
+    def upload(self, content_type: str, body: bytes) -> dict[str, Any]:
+        name, data = _multipart_file(content_type, body)
+        with self.stats.lock:
+            file_id = f"file-{len(self.files) + 1}"
+            self.files[file_id] = data
+        return {"id": file_id, "object": "file", "bytes": len(data), "created_at": 0, "filename": name,
+                "purpose": "batch", "status": "processed"}
+
+    def create_batch(self, req: dict[str, Any]) -> dict[str, Any]:
+        if req.get("input_file_id") not in self.files:
+            raise KeyError(req.get("input_file_id"))
+        lines = [json.loads(x) for x in self.files[req["input_file_id"]].decode().splitlines() if x.strip()]
+        with self.stats.lock:
+            batch_id = f"batch_{len(self.batches) + 1}"
+            self.batches[batch_id] = {
+                "id": batch_id, "object": "batch", "endpoint": req["endpoint"], "input_file_id": req["input_file_id"],
+                "completion_window": req.get("completion_window", "24h"), "status": "validating", "created_at": 0,
+                "output_file_id": None, "error_file_id": None, "errors": None,
+                "request_counts": {"total": len(lines), "completed": 0, "failed": 0}, "metadata": req.get("metadata"),
+                "_lines": lines, "_polls": 0}
+        return self.public(self.batches[batch_id])
+
+    @staticmethod
+    def public(batch: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in batch.items() if not k.startswith("_")}
+
+    def retrieve_batch(self, batch_id: str) -> dict[str, Any]:
+        """Each retrieval is a step of time: in progress for ``batch_polls`` retrievals, then done."""
+        with self.stats.lock:
+            batch = self.batches[batch_id]
+            if batch["status"] in ("validating", "in_progress"):
+                batch["_polls"] += 1
+                batch["status"] = "in_progress"
+                n = batch["request_counts"]["total"]
+                batch["request_counts"]["completed"] = min(n, n * batch["_polls"] // max(1, self.plan.batch_polls))
+                if batch["_polls"] >= self.plan.batch_polls:
+                    self._finish(batch)
+            return self.public(batch)
+
+    def _finish(self, batch: dict[str, Any]) -> None:
+        if self.plan.batch_fail:
+            batch.update(status="failed", errors={"object": "list", "data": [
+                {"code": "invalid_request", "message": "injected batch failure", "line": 1, "param": None}]})
+            batch["request_counts"].update(completed=0, failed=batch["request_counts"]["total"])
+            return
+        out, err = [], []
+        for i, line in enumerate(batch["_lines"]):
+            body = json.dumps(line["body"]).encode()
+            key = hashlib.sha256(line["url"].encode() + body).hexdigest()
+            kind = self.plan.outcome(key, 10**6, judge=True)  # past every transient fault: the batch retried them
+            rid = f"batch_req_{i}"
+            if self.plan.batch_expire_after is not None and i >= self.plan.batch_expire_after:
+                err.append({"id": rid, "custom_id": line["custom_id"], "response": None,
+                            "error": {"code": "batch_expired", "message": "This request could not be executed "
+                                      "before the completion window expired."}})
+            elif self.plan.outcome(key, 0, judge=True) == "permanent":
+                err.append({"id": rid, "custom_id": line["custom_id"], "error": None, "response": {
+                    "status_code": 500, "request_id": rid, "body": {"error": {"message": "injected permanent"}}}})
+            else:
+                body = self.chat_payload(line["body"], kind)
+                self.stats.delivered(body)
+                out.append({"id": rid, "custom_id": line["custom_id"], "error": None, "response": {
+                    "status_code": 200, "request_id": rid, "body": body}})
+            self.stats.answered["batch"] += 1
+        for rows, field_name in ((out, "output_file_id"), (err, "error_file_id")):
+            if rows:
+                file_id = f"file-{len(self.files) + 1}"
+                self.files[file_id] = "".join(json.dumps(r) + "\n" for r in rows).encode()
+                batch[field_name] = file_id
+        expired = self.plan.batch_expire_after is not None and self.plan.batch_expire_after < len(batch["_lines"])
+        batch["status"] = "expired" if expired else "completed"
+        batch["request_counts"].update(completed=len(out), failed=len(err))
 
     @property
     def base_url(self) -> str:
