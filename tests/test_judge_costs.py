@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from cnr_plugin.cache import Cache
 from cnr_plugin.evaluation import Item, judge_revisions
-from cnr_plugin.evaluation.diagnostics import Judgment, comparison_counts, diagnose, from_items, from_judged
+from cnr_plugin.evaluation.diagnostics import Judgment, diagnose, from_items, from_judged
 from cnr_plugin.judges import JudgeConfig, JudgePair, Verdict, load_judge_config
 from cnr_plugin.judges.base import JudgeBase
 
