@@ -369,10 +369,10 @@ class FaultServer(ThreadingHTTPServer):
                 err.append({"id": rid, "custom_id": line["custom_id"], "error": None, "response": {
                     "status_code": 500, "request_id": rid, "body": {"error": {"message": "injected permanent"}}}})
             else:
-                body = self.chat_payload(line["body"], kind)
-                self.stats.delivered(body)
+                reply = self.chat_payload(line["body"], kind)
+                self.stats.delivered(reply)
                 out.append({"id": rid, "custom_id": line["custom_id"], "error": None, "response": {
-                    "status_code": 200, "request_id": rid, "body": body}})
+                    "status_code": 200, "request_id": rid, "body": reply}})
             self.stats.answered["batch"] += 1
         for rows, field_name in ((out, "output_file_id"), (err, "error_file_id")):
             if rows:
