@@ -207,14 +207,18 @@ def _price(spec: str | None) -> dict[str, float] | None:
 @main.command()
 @click.argument("baseline", type=click.Path(exists=True, path_type=Path))
 @click.argument("candidate", type=click.Path(exists=True, path_type=Path))
-@click.option("--judge", "judge_spec", default="default", show_default=True, help="judge YAML")
+@click.option("--judge", "judge_spec", default="default", show_default=True,
+              help="judge YAML, or a registered judge's name (e.g. ifeval)")
 @click.option("--compare-previous", is_flag=True, help="also judge iteration i against i-1 (revise output)")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="folder for cnr_results.json")
 @click.option("--name", default=None, help="run name in tables and plots")
 @click.option("--max-input-tokens", type=click.IntRange(1), default=DEFAULT_MAX_INPUT_TOKENS, show_default=True,
               help="longest judge input (prompt + original + candidate), estimated as characters / 4")
+@click.option("--fields", "fields_spec", default=None,
+              help="field map of the (prompt, response) files: a preset (cai, ifeval) or field=column pairs, e.g. "
+              "id=key")
 def judge(baseline: Path, candidate: Path, judge_spec: str, compare_previous: bool, out: Path, name: str | None,
-          max_input_tokens: int) -> None:
+          max_input_tokens: int, fields_spec: str | None) -> None:
     """Judge CANDIDATE against BASELINE pairwise, by id, in both position orders.
 
     CANDIDATE is a (prompt, response) jsonl, or the output of `cnr revise` (then every
@@ -223,14 +227,17 @@ def judge(baseline: Path, candidate: Path, judge_spec: str, compare_previous: bo
     """
     from .costs import describe
     from .evaluation.pipeline import judge_files
-    from .report import format_judge_table, format_table
+    from .report import format_judge_table, format_table, format_text_metrics
     from .results import read_runs
 
     evaluation, path = judge_files(baseline, candidate, out, judge=judge_spec, name=name,
-                                   compare_previous=compare_previous, max_input_tokens=max_input_tokens)
+                                   compare_previous=compare_previous, max_input_tokens=max_input_tokens,
+                                   fields=fields_spec)
     runs = read_runs([path])
     click.echo(format_table(runs))
     click.echo(format_judge_table(runs))
+    if format_text_metrics(runs):
+        click.echo(format_text_metrics(runs))
     click.echo(f"{describe(evaluation.usage)} -> {path}")
 
 
@@ -281,14 +288,14 @@ def report(paths: tuple[Path, ...], plot_path: Path | None, html_path: Path | No
     from .errors import require
 
     require("cnr report", "eval", "matplotlib")
-    from .report import format_judge_table, format_table, plot
+    from .report import format_judge_table, format_table, format_text_metrics, plot
     from .results import read_runs
 
     runs = read_runs(list(paths))
     click.echo(format_table(runs))
-    judge_table = format_judge_table(runs)
-    if judge_table:
-        click.echo(judge_table)
+    for table in (format_judge_table(runs), format_text_metrics(runs)):
+        if table:
+            click.echo(table)
     first = paths[0] if paths[0].is_dir() else paths[0].parent
     png = plot(runs, plot_path or first / "cnr_winrate.png")
     click.echo(f"plot: {png}")

@@ -211,6 +211,8 @@ class RevisedRecord(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     file_kind: ClassVar[str] = "a `cnr revise` output file"
+    #: the project's own output: a field map (the columns of a user's dataset) does not apply to it
+    own_format: ClassVar[bool] = True
 
     id: str
     prompt: str | list[dict[str, str]]
@@ -250,6 +252,9 @@ FIELD_MAP_PRESETS: dict[str, dict[str, str]] = {
     # Constitutional AI (Bai et al. 2022) as in HuggingFaceH4/cai-conversation-harmless
     "cai": {"prompt": "init_prompt", "response": "init_response", "critique": "critic_response",
             "revision": "revision_response"},
+    # IFEval (Zhou et al. 2023) as in google/IFEval (key, prompt, instruction_id_list, kwargs) with a
+    # response column: the whole row is the item's meta, where the ifeval judge reads its instructions
+    "ifeval": {"id": "key", "meta": "*"},
 }
 
 
@@ -289,7 +294,10 @@ _MISSING = object()
 
 
 def _at(row: Any, path: str) -> Any:
-    """The value at a dotted path: dict keys, and integer indices into lists (``turns.-1.content``)."""
+    """The value at a dotted path: dict keys, and integer indices into lists (``turns.-1.content``);
+    ``*`` is the whole row."""
+    if path == "*":
+        return row
     value = row
     for part in path.split("."):
         if isinstance(value, dict) and part in value:
@@ -321,7 +329,7 @@ def validate_row(row: Any, source: str = "<row>", line: int | None = None, unit:
         raise CnRDataError(source, line, f"expected a JSON object, got {type(row).__name__}", unit=unit)
     if not isinstance(model, type):
         model = model(row)
-    if fields:
+    if fields and not getattr(model, "own_format", False):
         row = map_row(row, fields, model)
     try:
         return model.model_validate(row)
@@ -471,11 +479,13 @@ def read_records(paths: str | Path | Iterable[str | Path], fields: dict[str, str
     return [rec for p in paths for rec in iter_records(p, fields=fields)]
 
 
-def read_candidates(path: str | Path) -> list[tuple[int, str, ResponseRecord | RevisedRecord]]:
-    """What ``cnr judge`` compares with a baseline: (prompt, response) pairs, or ``cnr revise``
-    output (rows with ``steps``), each with its line (or row) so that a later check can name it;
-    ids default to the 1-based position."""
-    return _with_ids(path, list(iter_rows(path, model=lambda row: RevisedRecord if "steps" in row else ResponseRecord)))
+def read_candidates(path: str | Path, fields: dict[str, str] | None = None
+                    ) -> list[tuple[int, str, ResponseRecord | RevisedRecord]]:
+    """What ``cnr judge`` compares with a baseline: (prompt, response) pairs (read through the
+    field map ``fields``), or ``cnr revise`` output (rows with ``steps``), each with its line (or
+    row) so that a later check can name it; ids default to the 1-based position."""
+    return _with_ids(path, list(iter_rows(path, model=lambda row: RevisedRecord if "steps" in row else ResponseRecord,
+                                          fields=fields)))
 
 
 def read_responses(path: str | Path, model: Any = ResponseRecord, fields: dict[str, str] | None = None) -> list[Any]:

@@ -63,6 +63,39 @@ def format_judge_table(runs: list[Run]) -> str:
     return "\n".join(lines + people)
 
 
+#: the judge's own figures of the texts (judge: ifeval), by their name in the results
+TEXT_METRICS = (("prompt_strict", "prompt-level strict"), ("inst_strict", "instruction-level strict"),
+                ("prompt_loose", "prompt-level loose"), ("inst_loose", "instruction-level loose"))
+
+
+def text_metric_rows(runs: list[Run]) -> list[tuple[str, str, list[str]]]:
+    """(run, figure, values by iteration from the originals on) for runs whose judge scores texts."""
+    rows = []
+    for run in runs:
+        tm = run.extra.get("text_metrics")
+        if not tm:
+            continue
+        its = sorted(tm["by_iteration"], key=int)
+        for key, label in TEXT_METRICS:
+            rows.append((run.name, f"{tm['judge']} {label}",
+                         [_cell(tm["by_iteration"][k].get(key)) for k in its]))
+    return rows
+
+
+def format_text_metrics(runs: list[Run]) -> str:
+    """``IFEval prompt-level strict: original 0.31 -> 1: 0.40 -> ...`` per run (judge: ifeval)."""
+    lines = []
+    for run in runs:
+        tm = run.extra.get("text_metrics")
+        if not tm:
+            continue
+        its = sorted(tm["by_iteration"], key=int)
+        for key, label in TEXT_METRICS:
+            cells = [f"{'original' if k == '0' else 'iter ' + k} {_cell(tm['by_iteration'][k].get(key))}" for k in its]
+            lines.append(f"{_short(run.name)}: {tm['judge']} {label}: " + " -> ".join(cells))
+    return "\n".join(lines)
+
+
 def plot(runs: list[Run], out: Any, title: str = "CnR: win rate of revision vs original") -> Any:
     """Draw win rate against iteration; ``out`` is a path (returned as a Path) or a binary file."""
     import matplotlib

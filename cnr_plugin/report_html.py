@@ -81,6 +81,21 @@ def _table(runs: list[RunItems]) -> str:
     return f"<table id='summary'>{head}{''.join(rows)}</table>"
 
 
+def _text_metrics_table(runs: list[RunItems]) -> str:
+    """The judge's own figures of the texts by iteration (judge: ifeval: IFEval's accuracies)."""
+    from .report import text_metric_rows
+
+    rows = text_metric_rows([ri.run for ri in runs])
+    if not rows:
+        return ""
+    width = max(len(cells) for _, _, cells in rows)
+    head = ("<tr><th>run</th><th>figure</th><th>original</th>" +
+            "".join(f"<th>iteration {k}</th>" for k in range(1, width)) + "</tr>")
+    body = "".join(f"<tr><td>{html.escape(run)}</td><td>{html.escape(label)}</td>" +
+                   "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>" for run, label, cells in rows)
+    return f"<h2>Instruction following</h2><table id='text-metrics'>{head}{body}</table>"
+
+
 def _judge_table(runs: list[RunItems]) -> str:
     """How each run's judge behaved and what it cost (cnr_plugin.report.judge_rows)."""
     from .report import JUDGE_COLUMNS, judge_rows
@@ -169,7 +184,7 @@ def render(paths: list[str | Path], title: str = "CnR results") -> str:
             "off at equal length). Won, tied, lost and not judged (a failed or unparsed verdict) add up to the items "
             f"of the iteration; {NO_REVISION} counts generations the loop could not read a revision from (it kept "
             "the text, which is judged as well).</p>"
-            f"{_table(runs)}{_judge_table(runs)}<p><img alt='win rate by iteration' src='data:image/png;base64,{_plot_png([r.run for r in runs])}'>"
+            f"{_table(runs)}{_text_metrics_table(runs)}{_judge_table(runs)}<p><img alt='win rate by iteration' src='data:image/png;base64,{_plot_png([r.run for r in runs])}'>"
             f"</p><h2>Items</h2>{controls}{items}<script>{SCRIPT}</script></body></html>")
 
 

@@ -72,7 +72,13 @@ PER_ITERATION = (
     ("len_ratio_iter{k}", "mean", False, 1),
     ("stopped_iter{k}", "mean", False, 1),
     ("rejected_iter{k}", "mean", False, 1),
+    # judge: ifeval: IFEval's accuracies of the texts (iteration 0: the originals), as (followed, asked) pairs
+    ("ifeval_prompt_strict_iter{k}", "share", True, 0),
+    ("ifeval_inst_strict_iter{k}", "share", True, 0),
+    ("ifeval_prompt_loose_iter{k}", "share", True, 0),
+    ("ifeval_inst_loose_iter{k}", "share", True, 0),
 )
+_TEXT_METRIC = re.compile(r"^ifeval_(\w+?)_iter(\d+)$")
 _WINRATE_METRIC = re.compile(r"^(lc_)?winrate_iter(\d+)(_ci95_lo|_ci95_hi)?$")
 
 
@@ -112,6 +118,9 @@ def item_metrics(original: str, data: dict[str, Any]) -> dict[str, Any]:
                         ("tokens_out", "judge_tokens_out"), ("cost", "judge_cost")):
         if key in usage:
             out[metric] = usage[key]
+    for k, figures in (data.get("text_metrics") or {}).items():
+        for name, pair in figures.items():
+            out[f"ifeval_{name}_iter{k}"] = tuple(pair)
     for j in data.get("judgments", []):
         k = j["iteration"]
         if j["status"] != "ok":
@@ -228,6 +237,14 @@ def _run_from_lm_eval(path: Path, data: dict[str, Any]) -> Run | None:
             run.lc[k] = (v["lc_mean"], v.get("lc__ci95_lo", nan), v.get("lc__ci95_hi", nan))
     run.extra = {k.split(",")[0]: v for k, v in res.items()
                  if k.startswith(("n_", "len_ratio", "judge_")) and "stderr" not in k}
+    by_iteration: dict[str, dict[str, float]] = {}
+    for key, value in res.items():
+        m = _TEXT_METRIC.match(key.split(",")[0])
+        if m and isinstance(value, (int, float)) and value == value:
+            by_iteration.setdefault(m.group(2), {})[m.group(1)] = float(value)
+    if by_iteration:
+        run.extra["text_metrics"] = {"judge": "ifeval", "by_iteration": dict(sorted(by_iteration.items(),
+                                                                                    key=lambda kv: int(kv[0])))}
     return run
 
 
@@ -239,6 +256,8 @@ def _run_from_summary(path: Path, data: dict[str, Any]) -> Run:
             if "lc_winrate" in row:
                 run.lc[row["iteration"]] = (row["lc_winrate"], *row["lc_ci95"])
     run.extra = {k: data[k] for k in ("n_comparisons", "n_excluded", "kind") if k in data}
+    if data.get("text_metrics"):
+        run.extra["text_metrics"] = data["text_metrics"]
     agreement = {row["iteration"]: row["human_vs_judge"] for row in data["rows"] if row.get("human_vs_judge")}
     if agreement:  # people's verdicts (cnr annotate compare): how often the LLM judge agreed with them
         run.extra["agreement_with_judge"] = agreement

@@ -93,13 +93,13 @@ rm -rf build dist
 .venv/bin/pip wheel -q --no-deps --no-build-isolation -w dist . 2>/dev/null || .venv/bin/pip wheel -q --no-deps -w dist .
 WHEEL=$(ls dist/cnr_plugin-*.whl)
 # dependencies first, then the wheel itself afresh (same version number, new contents)
-.venv/bin/pip install -q -c scripts/constraints.txt "${WHEEL}[axolotl,eval,dev]"
+.venv/bin/pip install -q -c scripts/constraints.txt "${WHEEL}[axolotl,eval,ifeval,dev]"
 .venv/bin/pip install -q --force-reinstall --no-deps "$WHEEL"
 if [ "$PY312_STACK" = 1 ]; then
   .venv-py312/bin/pip install -q -c scripts/constraints-py312.txt "${WHEEL}[axolotl,eval,dev]"
   .venv-py312/bin/pip install -q --force-reinstall --no-deps "$WHEEL"
 fi
-.venv-eval/bin/pip install -q "${WHEEL}[eval,dev]" "lm-eval[api]==0.4.13"
+.venv-eval/bin/pip install -q "${WHEEL}[eval,ifeval,dev]" "lm-eval[api,ifeval]==0.4.13"
 .venv-eval/bin/pip install -q --force-reinstall --no-deps "$WHEEL"
 .venv-llama/bin/pip install -q "$WHEEL"   # core only: the tests ask it where the GGUF file is
 .venv-llama/bin/pip install -q --force-reinstall --no-deps "$WHEEL"

@@ -186,7 +186,7 @@ def test_validate_reads_a_cai_parquet_through_fields(tmp_path):
         proc = cnr("validate", path, "--fields", "cai")
         assert proc.returncode == 0 and "5 valid CnR records" in proc.stdout, proc.stderr
     line = one_line_error(cnr("validate", paths[1], "--fields", "caj"))
-    assert line == "Error: --fields: unknown preset 'caj'; did you mean 'cai'? (presets: cai; or map fields as " \
+    assert line == "Error: --fields: unknown preset 'caj'; did you mean 'cai'? (presets: cai, ifeval; or map fields as " \
                    "{prompt: column, ...})"
     line = one_line_error(cnr("validate", paths[1], "--fields", "prompt=init_prompt,response=init_response,"
                               "critique=critic_response,revision=nope"))

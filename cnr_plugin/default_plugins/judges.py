@@ -1,6 +1,7 @@
-"""The built-in judges: an OpenAI-compatible endpoint, and a programmatic oracle."""
+"""The built-in judges: an OpenAI-compatible endpoint, a programmatic oracle, and IFEval's checkers."""
 
 from cnr_plugin.hookspecs import hookimpl
+from cnr_plugin.judges.ifeval import IFEvalJudge
 from cnr_plugin.judges.openai_judge import OpenAIJudge
 from cnr_plugin.judges.oracle import OracleJudge
 
@@ -9,3 +10,4 @@ from cnr_plugin.judges.oracle import OracleJudge
 def register_judges(register):
     register(OpenAIJudge)
     register(OracleJudge)
+    register(IFEvalJudge)

@@ -267,6 +267,38 @@ def prepare_judge(spec: Any, items: Sequence[Item] = (), source: str = "response
     return config, judge
 
 
+def text_metrics(judge: Any, items: Sequence[Item], results: Mapping[str, Sequence[tuple[int, str]]]
+                 ) -> dict[str, dict[int, dict[str, tuple[float, float]]]]:
+    """A judge's own figures of each text (``judge.text_metrics(prompt, text, meta)``, e.g. IFEval's
+    accuracies), for every item's original (iteration 0) and each iteration's result; {} for a
+    judge without them. Values are (numerator, denominator), so they add up over items."""
+    from cnr_plugin.formats.base import prompt_text
+
+    score = getattr(judge, "text_metrics", None)
+    if score is None:
+        return {}
+    out: dict[str, dict[int, dict[str, tuple[float, float]]]] = {}
+    for it in items:
+        prompt = prompt_text(it.prompt)
+        out[it.id] = {0: score(prompt, it.response, it.meta)}
+        for k, text in results[it.id]:
+            out[it.id][k] = score(prompt, text, it.meta)
+    return out
+
+
+def text_metric_shares(per_item: Mapping[str, Mapping[Any, Mapping[str, Sequence[float]]]]) -> dict[str, dict[str, float]]:
+    """Per iteration ("0" = the originals): each figure's numerators over its denominators, summed over items."""
+    sums: dict[str, dict[str, list[float]]] = {}
+    for per in per_item.values():
+        for k, figures in per.items():
+            for name, (num, den) in figures.items():
+                acc = sums.setdefault(str(k), {}).setdefault(name, [0.0, 0.0])
+                acc[0] += num
+                acc[1] += den
+    return {k: {name: num / den for name, (num, den) in figures.items() if den}
+            for k, figures in sorted(sums.items(), key=lambda kv: int(kv[0]))}
+
+
 @dataclass
 class Evaluation:
     """What judging a run gives: every comparison judged, the summary, and the judge's costs
@@ -277,6 +309,8 @@ class Evaluation:
     calls: int
     cache_hits: int
     usage: dict[str, Any] = field(default_factory=dict)
+    #: the judge's own figures per item and iteration (:func:`text_metrics`), e.g. IFEval's accuracies
+    text_metrics: dict[str, dict[int, dict[str, tuple[float, float]]]] = field(default_factory=dict)
 
     def by_item(self) -> dict[str, list[dict[str, Any]]]:
         out: dict[str, list[dict[str, Any]]] = {}
@@ -295,5 +329,8 @@ def judge_revisions(items: Sequence[Item], results: Mapping[str, Sequence[tuple[
     runner = JudgeRunner(judge, config, cache, progress=progress)
     judged = runner.judge_comparisons(comparisons)
     summary = summarize(judged, config.max_failed_fraction)
+    per_text = text_metrics(judge, items, results)
+    if per_text:
+        summary["text_metrics"] = {"judge": config.judge, "by_iteration": text_metric_shares(per_text)}
     LOG.info("cnr: %d judge calls, %d cache hits", runner.calls, runner.cache_hits)
-    return Evaluation(judged, summary, runner.calls, runner.cache_hits, runner.tally.report(config.price))
+    return Evaluation(judged, summary, runner.calls, runner.cache_hits, runner.tally.report(config.price), per_text)

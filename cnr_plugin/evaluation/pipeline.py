@@ -128,19 +128,23 @@ def check_judge_lengths(items: Sequence[Item], results: Mapping[str, Sequence[tu
 
 
 def judge_files(baseline: Path, candidate: Path, out: Path, *, judge: Any = "default", name: str | None = None,
-                compare_previous: bool = False, max_input_tokens: int = DEFAULT_MAX_INPUT_TOKENS
-                ) -> tuple[Evaluation, Path]:
+                compare_previous: bool = False, max_input_tokens: int = DEFAULT_MAX_INPUT_TOKENS,
+                fields: Any = None) -> tuple[Evaluation, Path]:
     """Judge CANDIDATE (responses, or ``cnr revise`` output) against BASELINE by id, in both
     position orders; writes a ``cnr judge`` folder (:func:`cnr_plugin.results.write_judged`).
+    ``fields``: the field map of both files (a preset such as ``ifeval``, or field=column pairs; not
+    applied to ``cnr revise`` output, which is the project's own).
     Returns the evaluation and the summary's path."""
     from cnr_plugin.plugins import plugin_versions
+    from cnr_plugin.records import ResponseRecord, field_map
     from cnr_plugin.results import write_judged
 
-    base = {r.id: r for r in read_responses(baseline)}
+    fmap = field_map(fields, option="--fields", model=ResponseRecord)
+    base = {r.id: r for r in read_responses(baseline, fields=fmap)}
     items: list[Item] = []
     results: dict[str, list[tuple[int, str]]] = {}
     steps: dict[str, list[dict[str, Any]]] = {}
-    for line, unit, row in read_candidates(candidate):
+    for line, unit, row in read_candidates(candidate, fields=fmap):
         if row.id not in base:
             raise CnRDataError(str(candidate), line, f"id {row.id!r} is not in {baseline}", field="id", unit=unit)
         item = Item.from_record(base[row.id])

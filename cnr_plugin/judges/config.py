@@ -54,13 +54,19 @@ def _read(spec: str | Path | dict[str, Any] | None) -> tuple[str, dict[str, Any]
     if not isinstance(spec, (str, Path)):
         return "judge config", dict(spec)
     path = Path(spec)
+    if not path.is_file() and isinstance(spec, str) and "/" not in spec and not path.suffix:
+        from cnr_plugin.plugins import get_judges
+
+        if spec in get_judges():  # a registered judge's name: that judge with its default options
+            return f"judge '{spec}'", {"judge": spec}
     if not path.is_file():
         raise JudgeConfigError(f"judge config {path} not found")
     return str(path), read_yaml_mapping(path, JudgeConfigError, "judge options", empty={})
 
 
 def load_judge_config(spec: str | Path | dict[str, Any] | None) -> JudgeConfig:
-    """A judge config from a YAML path, a dict, or None/'default' for the shipped default.
+    """A judge config from a YAML path, a dict, a registered judge's name (its default options), or
+    None/'default' for the shipped default.
 
     The judge named by ``judge:`` must be registered (built in, or by a plugin); its options are
     validated by its own ``Options`` model. Errors name the file and the key, with a suggestion."""

@@ -94,6 +94,8 @@ def judge(resps: list[list[str]], docs: list[dict[str, Any]]) -> list[str]:
         data["judge_calls"] = evaluation.calls
         data["judge_cache_hits"] = evaluation.cache_hits
         data["judge_usage"] = evaluation.usage
+        if doc["id"] in evaluation.text_metrics:
+            data["text_metrics"] = evaluation.text_metrics[doc["id"]]
     for row in evaluation.summary["rows"]:
         LOG.info("cnr_winrate: %s iteration %d: win rate %.3f [%.3f, %.3f] over %d judged",
                  row["against"], row["iteration"], row["winrate"], *row["ci95"], row["n_judged"])
