@@ -241,6 +241,40 @@ def judge(baseline: Path, candidate: Path, judge_spec: str, compare_previous: bo
     click.echo(f"{describe(evaluation.usage)} -> {path}")
 
 
+@main.command("export")
+@click.argument("source", type=click.Path(exists=True, path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), required=True,
+              help="folder for sft.jsonl, preferences.jsonl and export_counts.json")
+@click.option("--human", type=click.Path(exists=True, path_type=Path), default=None,
+              help="people's verdicts (a `cnr annotate compare pull` folder): they decide the pairs they judged")
+@click.option("--sft", "sft_rule", type=click.Choice(["last", "best"]), default="last", show_default=True,
+              help="SFT target: the last accepted revision, or the one the judge scored highest (only a win)")
+@click.option("--pairs", type=click.Choice(["all", "last"]), default="all", show_default=True,
+              help="preference pairs from every iteration, or from the last only")
+@click.option("--min-margin", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="probability verdicts: drop pairs whose margin |score - 0.5| x 2 is below this")
+def export_cmd(source: Path, out: Path, human: Path | None, sft_rule: str, pairs: str, min_margin: float) -> None:
+    """Turn a run's revisions and verdicts into training data for the policy: SFT conversations
+    and preference pairs (chosen / rejected), in the shapes axolotl and TRL read.
+
+    SOURCE is a `cnr judge` folder, an lm-eval cnr_winrate output folder (--log_samples) or `cnr
+    revise` output (SFT only: it has no verdicts)."""
+    import sys
+
+    from .export import ExportRules, export_run
+
+    rules = ExportRules.model_validate({"sft": sft_rule, "pairs": pairs, "min_margin": min_margin})
+    counts = export_run(source, out, rules, human=human, argv=sys.argv[1:])
+
+    def dropped(d: dict) -> str:
+        return ", ".join(f"{why} {n}" for why, n in d.items()) or "none"
+
+    click.echo(f"sft: {counts['sft']['kept']} of {counts['items']} items (dropped: {dropped(counts['sft']['dropped'])})")
+    click.echo(f"preferences: {counts['preferences']['kept']} pairs (dropped: "
+               f"{dropped(counts['preferences']['dropped'])})")
+    click.echo(f"-> {out / 'sft.jsonl'}, {out / 'preferences.jsonl'}, {out / 'export_counts.json'}")
+
+
 @main.command("rank-judges")
 @click.argument("baseline", type=click.Path(exists=True, path_type=Path))
 @click.argument("candidate", type=click.Path(exists=True, path_type=Path))

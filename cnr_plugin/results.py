@@ -25,7 +25,9 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
 
 from .errors import CnRError
 
@@ -347,6 +349,28 @@ def read_items(path: str | Path) -> list[dict[str, Any]]:
             out.append(item_from_lm_eval(row))
         else:
             out.append({"system": None, "meta": {}, "judgments": [], "skipped": None, **row, "id": str(row["id"])})
+    return out
+
+
+class HumanChoice(BaseModel):
+    """One row of ``human_judgments.jsonl`` as far as judge agreement reads it."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: None = None  # rows are pairs, not items: no id to check for duplicates
+    pair: str
+    label: Literal["win", "tie", "loss"]
+
+
+def read_human_labels(path: Path) -> dict[str, list[str]]:
+    """People's choices (``cnr annotate compare pull``: a folder or its ``human_judgments.jsonl``),
+    by pair (``<item id>@<iteration>``): the revision's label against the original per annotation."""
+    from .records import iter_rows
+
+    path = path / "human_judgments.jsonl" if path.is_dir() else path
+    out: dict[str, list[str]] = {}
+    for _line, _unit, row in iter_rows(path, model=HumanChoice):
+        out.setdefault(row.pair, []).append(row.label)
     return out
 
 

@@ -218,6 +218,7 @@ BAD_INPUT = {
                "responses.jsonl:1: field 'response': is missing"),
     "judge": (["{responses}", "{bad_responses}", "--judge", "{oracle}", "--out", "{tmp}/j"],
               "responses.jsonl:1: field 'response': is missing"),
+    "export": (["{responses}", "--out", "{tmp}/e"], "not a run cnr export can read"),
     "rank-judges": (["{responses}", "{bad_responses}", "--judge", "{oracle}", "--out", "{tmp}/rj"],
                     "responses.jsonl:1: field 'response': is missing"),
     "report": (["{tmp}"], "no cnr_winrate results under"),

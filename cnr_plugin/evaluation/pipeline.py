@@ -10,9 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
-
-from pydantic import BaseModel, ConfigDict
+from typing import Any
 
 from cnr_plugin.cache import Cache
 from cnr_plugin.costs import Tally
@@ -164,28 +162,6 @@ def judge_files(baseline: Path, candidate: Path, out: Path, *, judge: Any = "def
     return evaluation, path
 
 
-class HumanChoice(BaseModel):
-    """One row of ``human_judgments.jsonl`` as far as judge agreement reads it."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    id: None = None  # rows are pairs, not items: no id to check for duplicates
-    pair: str
-    label: Literal["win", "tie", "loss"]
-
-
-def read_human_labels(path: Path) -> dict[str, list[str]]:
-    """People's choices (``cnr annotate compare pull``: a folder or its ``human_judgments.jsonl``),
-    by pair (``<item id>@<iteration>``): the revision's label against the original per annotation."""
-    from cnr_plugin.records import iter_rows
-
-    path = path / "human_judgments.jsonl" if path.is_dir() else path
-    out: dict[str, list[str]] = {}
-    for _line, _unit, row in iter_rows(path, model=HumanChoice):
-        out.setdefault(row.pair, []).append(row.label)
-    return out
-
-
 def rank_judges(baseline: Path, candidate: Path, judges: Sequence[str], out: Path, *, human: Path | None = None,
                 max_input_tokens: int = DEFAULT_MAX_INPUT_TOKENS) -> tuple[list[dict[str, Any]], Path]:
     """Judge the same pairs with each judge configuration (cached as usual) and rank them: by
@@ -195,6 +171,8 @@ def rank_judges(baseline: Path, candidate: Path, judges: Sequence[str], out: Pat
 
     from .diagnostics import diagnose, from_judged
     from .stats import agreement, label
+
+    from cnr_plugin.results import read_human_labels
 
     people = read_human_labels(human) if human is not None else None
     # every configuration is checked before the first judge call
