@@ -59,6 +59,14 @@ PER_RUN = (
     ("judge_tokens_in", "same", False),
     ("judge_tokens_out", "same", False),
     ("judge_cost", "same", False),
+    ("judge_calls_without_usage", "same", False),
+    # what the reviser cost (the inner lm-eval model's tokenizer counts its tokens where it has one)
+    ("reviser_calls", "same", False),
+    ("reviser_cached", "same", True),
+    ("reviser_tokens_in", "same", False),
+    ("reviser_tokens_out", "same", False),
+    ("reviser_cost", "same", False),
+    ("reviser_calls_without_usage", "same", False),
 )
 #: the judge diagnostics lm-eval's table shows, by their name in :mod:`cnr_plugin.evaluation.diagnostics`
 JUDGE_SHARES = ("consistency", "position_a", "prefers_longer", "tie_share", "unparsed_share")
@@ -115,11 +123,11 @@ def item_metrics(original: str, data: dict[str, Any]) -> dict[str, Any]:
     for name in JUDGE_SHARES:
         num, den = SHARES[name]
         out[f"judge_{name}"] = (c.get(num, 0.0), c.get(den, 0.0))
-    usage = data.get("judge_usage") or {}
-    for key, metric in (("calls", "judge_calls"), ("cached", "judge_cached"), ("tokens_in", "judge_tokens_in"),
-                        ("tokens_out", "judge_tokens_out"), ("cost", "judge_cost")):
-        if key in usage:
-            out[metric] = usage[key]
+    for role in ("judge", "reviser"):
+        usage = data.get(f"{role}_usage") or {}
+        for key in ("calls", "cached", "tokens_in", "tokens_out", "cost", "calls_without_usage"):
+            if key in usage:
+                out[f"{role}_{key}"] = usage[key]
     for k, figures in (data.get("text_metrics") or {}).items():
         for name, pair in figures.items():
             out[f"ifeval_{name}_iter{k}"] = tuple(pair)

@@ -65,6 +65,13 @@ def test_cnr_winrate_real_server_then_cached(tmp_path, llama_server):
     # 3 items x 2 iterations x 2 orders, less the pairs that repeat (a revision that failed to
     # parse keeps the previous text, and an identical pair is asked once)
     assert judge_calls == len(pairs) <= 3 * 2 * 2
+    # what the run cost: the judge's calls and the server's token counts; the reviser (lm-eval's
+    # local-completions without a tokenizer) reports no usage, and the table says so instead of 0 tokens
+    assert res["judge_calls,judged"] == judge_calls and res["judge_tokens_in,judged"] > 0
+    assert res["judge_calls_without_usage,judged"] == 0
+    reviser_calls = res["reviser_calls,judged"]
+    assert 0 < reviser_calls <= 3 * 2 and res["reviser_calls_without_usage,judged"] == reviser_calls
+    assert res["reviser_tokens_in,judged"] == 0
     print(f"\nfirst run: judge calls {judge_calls}; metrics { {k: v for k, v in res.items() if 'stderr' not in k} }")
 
     judge_before = llama_server.requests("chat/completions")

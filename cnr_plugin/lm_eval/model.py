@@ -17,7 +17,7 @@ it again; false to always generate), ``cache`` (cache file path).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from lm_eval.api.instance import Instance
@@ -26,6 +26,7 @@ from lm_eval.api.registry import get_model
 from lm_eval.utils import simple_parse_args_string
 
 from cnr_plugin.cache import Cache
+from cnr_plugin.costs import Tally
 from cnr_plugin.evaluation import DEFAULT_MAX_INPUT_TOKENS, JudgeGate, RunConfig, check_lengths, examples_for, revise
 from cnr_plugin.judges import load_judge_config, make_judge
 from cnr_plugin.formats import Prompted
@@ -66,18 +67,40 @@ def _truthy(v: Any) -> bool:
 
 
 class LMEvalBackend:
-    """One ``generate_until`` batch of the inner lm-eval model per call."""
+    """One ``generate_until`` batch of the inner lm-eval model per call. lm-eval models report no
+    ``usage``: where the inner model has a tokenizer (``tok_encode``: hf, vllm, ...), the tokens in
+    and out are counted with it; elsewhere the calls count 0 tokens, and the report says so."""
+
+    reports_each = True
 
     def __init__(self, inner: LM, gen_kwargs: dict[str, Any], identity: str):
         self.inner, self.gen_kwargs, self.identity = inner, gen_kwargs, identity
 
-    def generate(self, requests: Sequence[Prompted]) -> list[str]:
-        instances = []
+    def _count(self, text: str) -> int | None:
+        """Tokens of ``text`` by the inner model's tokenizer; None where it has none (an API model
+        with ``tokenizer_backend=None`` "encodes" a text as the text itself)."""
+        try:
+            ids = self.inner.tok_encode(text)  # type: ignore[attr-defined]
+        except Exception:  # a model without tok_encode, or one whose tokenizer is not there
+            return None
+        if not isinstance(ids, list) or not all(isinstance(i, int) for i in ids):
+            return None
+        return len(ids)
+
+    def generate(self, requests: Sequence[Prompted],
+                 on_done: Callable[[int, str, dict[str, int] | None], None] | None = None) -> list[str]:
+        instances, contexts = [], []
         for i, req in enumerate(requests):
             context = req.text if req.messages is None else self.inner.apply_chat_template(req.messages)
+            contexts.append(str(context))
             instances.append(Instance(request_type="generate_until", doc={}, arguments=(context, dict(self.gen_kwargs)),
                                       idx=0, metadata=("cnr_revise", i, 1)))
-        return [str(out) for out in self.inner.generate_until(instances)]
+        outs = [str(out) for out in self.inner.generate_until(instances)]
+        if on_done is not None:
+            for i, (context, out) in enumerate(zip(contexts, outs)):
+                n_in, n_out = self._count(context), self._count(out)
+                on_done(i, out, {"in": n_in, "out": n_out} if n_in is not None and n_out is not None else None)
+        return outs
 
 
 class CnRLM(LM):
@@ -153,14 +176,17 @@ class CnRLM(LM):
             items, skipped = check_lengths(doc_items(docs), fmt, max_tokens=limit, policy=run.oversized,
                                            count_tokens=count, examples=examples, source=run.responses)
             gate = make_gate(run)
+            tally = Tally("reviser")
             steps = revise(items, fmt, backend, run.iterations, examples=examples, cache=self.cache,
-                           progress=not disable_tqdm, stop_when=run.stop_when, gate=gate, sampling=run.sampling)
+                           progress=not disable_tqdm, stop_when=run.stop_when, gate=gate, sampling=run.sampling,
+                           tally=tally)
+        usage = tally.report(run.reviser_price)
         out = []
         for doc in docs:
             if doc["id"] in skipped:
                 out.append({"steps": [], "skipped": "oversized"})
                 continue
-            data: dict[str, Any] = {"steps": [s.as_dict() for s in steps[doc["id"]]]}
+            data: dict[str, Any] = {"steps": [s.as_dict() for s in steps[doc["id"]]], "reviser_usage": usage}
             if gate is not None:
                 data["accept_judgments"] = gate.judgments.get(doc["id"], 0)
                 data["accept_judge_calls"] = gate.calls
