@@ -68,8 +68,9 @@ TEXT_METRICS = (("prompt_strict", "prompt-level strict"), ("inst_strict", "instr
                 ("prompt_loose", "prompt-level loose"), ("inst_loose", "instruction-level loose"))
 
 
-def text_metric_rows(runs: list[Run]) -> list[tuple[str, str, list[str]]]:
-    """(run, figure, values by iteration from the originals on) for runs whose judge scores texts."""
+def text_metric_rows(runs: list[Run]) -> list[tuple[str, str, list[tuple[str, str]]]]:
+    """(run, figure, [(iteration, value), ...] from the originals, iteration "0", on) for runs
+    whose judge scores texts (judge: ifeval)."""
     rows = []
     for run in runs:
         tm = run.extra.get("text_metrics")
@@ -77,23 +78,15 @@ def text_metric_rows(runs: list[Run]) -> list[tuple[str, str, list[str]]]:
             continue
         its = sorted(tm["by_iteration"], key=int)
         for key, label in TEXT_METRICS:
-            rows.append((run.name, f"{tm['judge']} {label}",
-                         [_cell(tm["by_iteration"][k].get(key)) for k in its]))
+            rows.append((run.name, f"{tm['judge']} {label}", [(k, _cell(tm["by_iteration"][k].get(key))) for k in its]))
     return rows
 
 
 def format_text_metrics(runs: list[Run]) -> str:
-    """``IFEval prompt-level strict: original 0.31 -> 1: 0.40 -> ...`` per run (judge: ifeval)."""
-    lines = []
-    for run in runs:
-        tm = run.extra.get("text_metrics")
-        if not tm:
-            continue
-        its = sorted(tm["by_iteration"], key=int)
-        for key, label in TEXT_METRICS:
-            cells = [f"{'original' if k == '0' else 'iter ' + k} {_cell(tm['by_iteration'][k].get(key))}" for k in its]
-            lines.append(f"{_short(run.name)}: {tm['judge']} {label}: " + " -> ".join(cells))
-    return "\n".join(lines)
+    """``ifeval prompt-level strict: original 0.310 -> iter 1 0.400 -> ...`` per run and figure."""
+    return "\n".join(f"{_short(name)}: {label}: " + " -> ".join(
+        f"{'original' if k == '0' else 'iter ' + k} {value}" for k, value in cells)
+        for name, label, cells in text_metric_rows(runs))
 
 
 def plot(runs: list[Run], out: Any, title: str = "CnR: win rate of revision vs original") -> Any:

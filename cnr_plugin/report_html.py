@@ -92,7 +92,7 @@ def _text_metrics_table(runs: list[RunItems]) -> str:
     head = ("<tr><th>run</th><th>figure</th><th>original</th>" +
             "".join(f"<th>iteration {k}</th>" for k in range(1, width)) + "</tr>")
     body = "".join(f"<tr><td>{html.escape(run)}</td><td>{html.escape(label)}</td>" +
-                   "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>" for run, label, cells in rows)
+                   "".join(f"<td>{html.escape(c)}</td>" for _, c in cells) + "</tr>" for run, label, cells in rows)
     return f"<h2>Instruction following</h2><table id='text-metrics'>{head}{body}</table>"
 
 
