@@ -101,10 +101,12 @@ def main() -> int:
     os.environ.update(AXOLOTL_DO_NOT_TRACK="1", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false",
                       CNR_CACHE_DIR=str(rm.RUNS / "cache"))
     t0 = time.time()
+    from cnr_plugin.provenance import provenance
+
+    started = provenance(vars(a), {"splits": a.seed, "axolotl": 42}, repo=ROOT)  # the code as the run starts
     from cnr_plugin.evaluation import Item, judge_revisions, paired_difference
     from cnr_plugin.export import ExportRules, export_run
     from cnr_plugin.judges import load_judge_config
-    from cnr_plugin.provenance import provenance
     from cnr_plugin.results import item_from_lm_eval, item_scores
     from cnr_plugin.small_models import convert_smollm2
     from cnr_plugin.synthetic import make_splits
@@ -193,7 +195,7 @@ def main() -> int:
             f.write(json.dumps({"id": r["id"], "prompt": r["prompt"], "meta": r["meta"],
                                 **{name: ans[i] for name, ans in answers.items()}}) + "\n")
     timing["total"] = round(time.time() - t0)
-    summary = {"provenance": provenance(vars(a), {"splits": a.seed, "axolotl": 42}, repo=ROOT),
+    summary = {"provenance": started,
                "question": "does training the policy on CnR's revisions (SFT) and preferences (DPO) make its own "
                            "held-out answers better than the old policy's, judged by the oracle, and how does that "
                            "compare with revising the old policy's answers at inference?",

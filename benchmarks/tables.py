@@ -105,6 +105,27 @@ def _eval_table(data: dict) -> str:
     return "\n".join(lines)
 
 
+def policy_mini() -> str:
+    return _from_file(RESULTS / "policy_mini" / "summary.json", "python benchmarks/policy_mini.py", _policy_mini)
+
+
+def _policy_mini(data: dict) -> str:
+    c = data["export_counts"]
+    lines = [f"Export of the revised training answers: {c['items']} items → {c['sft']['kept']} SFT rows, "
+             f"{c['preferences']['kept']} preference pairs (dropped: " + ", ".join(
+                 f"{why} {n}" for part in ("sft", "preferences") for why, n in c[part]["dropped"].items()
+                 if n) + ").", "",
+             "| policy on held-out prompts (no reviser unless said) | win rate vs the old policy [95% CI] | n "
+             "| minus CnR at inference [95% CI] | better than the old policy |", "|---|---|---:|---|---|"]
+    for name, r in data["systems"].items():
+        d = r.get("minus_cnr_at_inference")
+        diff = (f"{d['mean']:+.3f} [{d['ci95'][0]:+.2f}, {d['ci95'][1]:+.2f}] ({d['wins']}↑ {d['losses']}↓)"
+                if d else "—")
+        lines.append(f"| {name} | {r['winrate_vs_old_policy']:.3f} [{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}] | "
+                     f"{r['n']} | {diff} | {_mark(r['ci95'][0] > 0.5)} |")
+    return "\n".join(lines)
+
+
 def duplicate_calls() -> str:
     return _from_file(RESULTS / "benchmarks" / "duplicate_calls.json", "python benchmarks/duplicate_calls.py",
                       _duplicate_calls)
@@ -256,7 +277,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "eval-throughput": _eval("eval_throughput", "python benchmarks/eval_throughput.py"),
     "eval-scaling": _eval("eval_scaling", "python benchmarks/eval_throughput.py --items 100 1000 --concurrency 32 "
                           "--latency 0.05 --out results/benchmarks/eval_scaling.json"),
-    "duplicate-calls": duplicate_calls, "falcon-memory": falcon, "mini-repro": mini_repro, "mini-levers": mini_levers, "held-out": held_out,
+    "duplicate-calls": duplicate_calls, "policy-mini": policy_mini, "falcon-memory": falcon, "mini-repro": mini_repro, "mini-levers": mini_levers, "held-out": held_out,
     "stop-levers": stop_levers("stop_levers"), "stop-levers-alone": stop_levers("stop_levers_alone"),
 }
 
