@@ -34,6 +34,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
 import reproduce_mini as rm  # noqa: E402
+from _common import write_jsonl  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 MAX_NEW_TOKENS = 128
@@ -65,12 +66,6 @@ def answer(base: Path, adapter: Path | None, rows: list[dict], batch: int = 16) 
             out.append(tok.decode(row, skip_special_tokens=True).strip())
         print(f"   answered {min(i + batch, len(rows))}/{len(rows)}", flush=True)
     return out
-
-
-def write_rows(path: Path, rows: list[dict]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
 
 
 def train_policy(kind: str, base: Path, data: Path, steps: int) -> Path:
@@ -135,8 +130,8 @@ def main() -> int:
     lap("answer-old-policy", t)
     old_train = [{**r, "response": ans or "(no answer)"} for r, ans in zip(train_prompts, old)]
     old_test = [{**r, "response": ans or "(no answer)"} for r, ans in zip(held_out, old[len(train_prompts):])]
-    train_file = write_rows(rm.RUNS / "data" / "policy_train_answers.jsonl", old_train)
-    test_file = write_rows(rm.RUNS / "data" / "policy_held_out_answers.jsonl", old_test)
+    train_file = write_jsonl(rm.RUNS / "data" / "policy_train_answers.jsonl", old_train)
+    test_file = write_jsonl(rm.RUNS / "data" / "policy_held_out_answers.jsonl", old_test)
 
     print("== CnR revises the policy's training answers; cnr export", flush=True)
     t = time.time()

@@ -289,21 +289,10 @@ def rank_judges(baseline: Path, candidate: Path, judge_specs: tuple[str, ...], h
     """Rank judge configurations on the same pairs: agreement with people (with --human),
     position consistency, length preference, cost and time: the evaluator leaderboard of your data."""
     from .evaluation.pipeline import rank_judges as rank
+    from .report import format_judge_ranking
 
     rows, path = rank(baseline, candidate, list(judge_specs), out, human=human, max_input_tokens=max_input_tokens)
-    heads = ["judge", "win rate", "consistent", "position A", "longer", "ties", "unparsed", "people %", "kappa",
-             "calls", "cached", "cost of all", "s/1000 calls"]
-    table = []
-    for r in rows:
-        p, u = r.get("people") or {}, r["usage"]
-        table.append([r["judge"], _fig(r["winrate"]), _fig(r["consistency"]), _fig(r["position_a"]),
-                      _fig(r["prefers_longer"]), _fig(r["tie_share"]), _fig(r["unparsed_share"]),
-                      _fig(p.get("percent")), _fig(p.get("cohen_kappa")), str(u["calls"]), str(u["cached"]),
-                      f"{u['cost'] + u['saved_cost']:.4f}" if "cost" in u else "-",
-                      _fig(u.get("seconds_per_1000_calls"), 1)])
-    widths = [max(len(h), *(len(row[i]) for row in table)) for i, h in enumerate(heads)]
-    for row in [heads, *table]:
-        click.echo("  ".join(f"{c:<{w}}" if i == 0 else f"{c:>{w}}" for i, (c, w) in enumerate(zip(row, widths))))
+    click.echo(format_judge_ranking(rows))
     click.echo(f"ranked by Cohen's kappa with people{'' if human else ' (none given)'}, then consistency; cost of all: "
                f"every verdict at the judge's price, cached ones included -> {path}")
 
@@ -437,10 +426,6 @@ def annotate_pull(title: str, out: Path, policy: str, strict: bool) -> None:
         sys.exit(1)
 
 
-def _fig(x: float | None, digits: int = 2) -> str:
-    return "n/a" if x is None or x != x else f"{x:.{digits}f}"
-
-
 @annotate.group("compare")
 def annotate_compare() -> None:
     """People judge revisions: pairwise comparisons in Label Studio (needs the [annotate] extra)."""
@@ -471,6 +456,7 @@ def annotate_compare_push(source: Path, title: str, sides_file: Path, iterations
 def annotate_compare_pull(title: str, sides_file: Path, out: Path) -> None:
     """Human win rate per iteration, agreement with the LLM judge and between annotators."""
     from .annotation.compare import pull
+    from .report import fig
 
     result, problems = pull(title, sides_file, out)
     for line in problems:
@@ -481,12 +467,12 @@ def annotate_compare_pull(title: str, sides_file: Path, out: Path) -> None:
         click.echo(f"iteration {row['iteration']}: human win rate {row['winrate']:.3f} "
                    f"[{row['ci95'][0]:.3f}, {row['ci95'][1]:.3f}] over {row['n_pairs']} pairs "
                    f"({row['n_annotations']} choices)" +
-                   (f"; judge {judge:.3f} on the same pairs, agreement {_fig(agr['percent'])} "
-                    f"(without ties {_fig(agr['percent_without_ties'])}), Cohen's kappa {_fig(agr['cohen_kappa'])}"
+                   (f"; judge {judge:.3f} on the same pairs, agreement {fig(agr['percent'])} "
+                    f"(without ties {fig(agr['percent_without_ties'])}), Cohen's kappa {fig(agr['cohen_kappa'])}"
                     if judge is not None else "; no judge verdicts in the source"))
     ia = result["inter_annotator"]
     if ia["annotator_pairs"]:
-        click.echo(f"between annotators: agreement {_fig(ia['percent'])}, Light's kappa {_fig(ia['light_kappa'])} "
+        click.echo(f"between annotators: agreement {fig(ia['percent'])}, Light's kappa {fig(ia['light_kappa'])} "
                    f"({ia['n_shared_judgments']} shared judgments)")
     click.echo(f"-> {Path(out) / 'human_results.json'}")
 

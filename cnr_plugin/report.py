@@ -39,6 +39,21 @@ def _cell(v: Any, kind: str = "share") -> str:
     return {"share": f"{v:.3f}", "count": f"{int(v):,}", "money": f"{v:.4f}"}[kind]
 
 
+def fig(x: float | None, digits: int = 2) -> str:
+    """A figure for a command-line line or table: ``n/a`` where there is none."""
+    return "n/a" if x is None or x != x else f"{x:.{digits}f}"
+
+
+def aligned(rows: list[list[str]], sep: str, first: int | None = None) -> list[str]:
+    """Rows of cells as aligned lines: the first column left-aligned (to ``first`` characters, else
+    to its widest cell), the others right-aligned to their widest cell."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    if first is not None:
+        widths[0] = first
+    return [sep.join(f"{c:<{w}}" if i == 0 else f"{c:>{w}}" for i, (c, w) in enumerate(zip(row, widths)))
+            for row in rows]
+
+
 def judge_rows(runs: list[Run]) -> list[tuple[str, list[str]]]:
     """Each run's judge diagnostics and costs as table cells (runs of people's verdicts have none)."""
     return [(run.name, [_cell(run.extra.get(key), kind) for key, _, kind in JUDGE_COLUMNS]) for run in runs
@@ -56,11 +71,22 @@ def format_judge_table(runs: list[Run]) -> str:
               for run in runs for k, a in sorted((run.extra.get("agreement_with_judge") or {}).items())]
     if not rows:
         return "\n".join(people)
-    heads = [h for _, h, _ in JUDGE_COLUMNS]
-    widths = [max(len(h), *(len(cells[i]) for _, cells in rows)) for i, h in enumerate(heads)]
-    lines = [f"{'judge of run':<48} " + " ".join(f"{h:>{w}}" for h, w in zip(heads, widths))]
-    lines += [f"{_short(name):<48} " + " ".join(f"{c:>{w}}" for c, w in zip(cells, widths)) for name, cells in rows]
-    return "\n".join(lines + people)
+    table = [["judge of run", *(h for _, h, _ in JUDGE_COLUMNS)], *([_short(name), *cells] for name, cells in rows)]
+    return "\n".join(aligned(table, " ", first=48) + people)
+
+
+def format_judge_ranking(rows: list[dict[str, Any]]) -> str:
+    """``cnr rank-judges``' table: one line per judge configuration, in the ranking's order."""
+    table = [["judge", "win rate", "consistent", "position A", "longer", "ties", "unparsed", "people %", "kappa",
+              "calls", "cached", "cost of all", "s/1000 calls"]]
+    for r in rows:
+        p, u = r.get("people") or {}, r["usage"]
+        table.append([r["judge"], fig(r["winrate"]), fig(r["consistency"]), fig(r["position_a"]),
+                      fig(r["prefers_longer"]), fig(r["tie_share"]), fig(r["unparsed_share"]),
+                      fig(p.get("percent")), fig(p.get("cohen_kappa")), str(u["calls"]), str(u["cached"]),
+                      f"{u['cost'] + u['saved_cost']:.4f}" if "cost" in u else "-",
+                      fig(u.get("seconds_per_1000_calls"), 1)])
+    return "\n".join(aligned(table, "  "))
 
 
 #: the judge's own figures of the texts (judge: ifeval), by their name in the results
