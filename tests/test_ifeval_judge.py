@@ -78,6 +78,15 @@ def test_loose_is_ifevals_loose(judge):
                  "inst_loose": (2.0, 2.0)}
 
 
+def test_language_checks_give_one_verdict_per_text(judge):
+    # the lowercase/capital checks ask langdetect whether a text is English; langdetect samples at
+    # random, and unseeded these texts come out "en" in some calls and not in others (measured: 3 of
+    # 40 and 36 of 40), so a verdict, and every accuracy summed from it, would vary between runs
+    row = {"instruction_id_list": ["change_case:english_lowercase"], "kwargs": [{}]}
+    for text in ("the pizza margherita", "fiesta time now"):
+        assert len({tuple(judge.follows("Describe a pizza.", text, row)) for _ in range(60)}) == 1
+
+
 def test_the_checkers_import_prints_nothing():
     """lm-eval's ifeval module tries to download nltk data at import and prints about it on stdout;
     the judge keeps that away from a user's pipe."""
