@@ -126,6 +126,70 @@ def _policy_mini(data: dict) -> str:
     return "\n".join(lines)
 
 
+def ifeval_mini() -> str:
+    return _from_file(RESULTS / "ifeval_mini" / "summary.json", "python benchmarks/ifeval_mini.py", _ifeval_mini)
+
+
+def _ci(d: dict, signed: bool = False) -> str:
+    f = "+.3f" if signed else ".3f"
+    g = "+.2f" if signed else ".2f"
+    return f"{d['mean' if signed else 'winrate']:{f}} [{d['ci95'][0]:{g}}, {d['ci95'][1]:{g}}]"
+
+
+def _ifeval_iterations(data: dict, trained: str, control: str, extra: str | None = None) -> list[str]:
+    runs = data["runs"]
+    t, c = runs[trained], runs.get(control)
+    head = ("| iteration | win rate vs original [95% CI] | prompt-level strict: trained | control "
+            "| trained − control, paired [95% CI] | instruction-level strict: trained | control |")
+    sep = "|---|---|---:|---:|---|---:|---:|"
+    if extra:
+        head += " prompt-level strict, trained with stop_when: no_cons (stopped) |"
+        sep += "---:|"
+    lines = [head, sep]
+    for k, e in t["iterations"].items():
+        ce = (c or {}).get("iterations", {}).get(k, {})
+        d = (t.get("prompt_strict_minus_control") or {}).get(k)
+        diff = f"{_ci(d, True)} ({d['wins']}↑ {d['losses']}↓)" if d and k != "0" else "—"
+        row = (f"| {'0 (original)' if k == '0' else k} | {_ci(e) if 'winrate' in e else '—'} | "
+               f"{e['prompt_strict']:.3f} | {ce.get('prompt_strict', float('nan')):.3f} | {diff} | "
+               f"{e['inst_strict']:.3f} | {ce.get('inst_strict', float('nan')):.3f} |")
+        if extra:
+            x = runs[extra]["iterations"].get(k, {})
+            row += f" {x.get('prompt_strict', float('nan')):.3f} ({x.get('stopped', 0):.2f}) |"
+        lines.append(row)
+    return lines
+
+
+def _ifeval_mini(data: dict) -> str:
+    runs, r = data["runs"], data["records"]
+    lines = [f"Training records from {r['prompts']} prompts: {r['full']} fix every con, {r['one_con_steps']} "
+             f"fix one con at a time, {r['already_right']} leave a right text alone; {r['not_fixable']} prompts "
+             f"dropped (the fixers' text did not pass the checker). Test: {runs['trained']['n_items']} held-out "
+             "prompts (topics never trained on), the untrained model as control on the same items.", ""]
+    lines += _ifeval_iterations(data, "trained", "control",
+                                "trained-stop-no-cons" if "trained-stop-no-cons" in runs else None)
+    last = max(runs["trained"]["iterations"], key=int)
+    ps = {k: e["prompt_strict"] for k, e in runs["trained"]["iterations"].items()}
+    lines += ["", f"Rises after iteration 1 (prompt-level strict at iteration {last} above iteration 1): "
+              f"{ps['1']:.3f} → {ps[last]:.3f} {_mark(ps[last] > ps['1'])}", "",
+              f"Per instruction type, the share of test instructions followed (strict): "
+              f"original, trained after 1 and {last} iterations, control after {last}.", "",
+              f"| instruction type | n | original | trained, 1 | trained, {last} | control, {last} |",
+              "|---|---:|---:|---:|---:|---:|"]
+    control = runs.get("control", {}).get("by_type", {})
+    for iid, v in runs["trained"]["by_type"].items():
+        lines.append(f"| `{iid}` | {v['n']} | {v['0']:.2f} | {v['1']:.2f} | {v[last]:.2f} | "
+                     f"{control.get(iid, {}).get(last, float('nan')):.2f} |")
+    if "trained-held-out-types" in runs:
+        h = runs["trained-held-out-types"]
+        lines += ["", f"Held-out instruction types: trained on {len(data['types']['train_types_of_held_out_run'])} "
+                  f"types ({data['records_train_types']['records']} records), tested on {h['n_items']} prompts that "
+                  f"use only the other {len(data['types']['held_out'])} ("
+                  + ", ".join(f"`{t}`" for t in data["types"]["held_out"]) + ").", ""]
+        lines += _ifeval_iterations(data, "trained-held-out-types", "control-held-out-types")
+    return "\n".join(lines)
+
+
 def duplicate_calls() -> str:
     return _from_file(RESULTS / "benchmarks" / "duplicate_calls.json", "python benchmarks/duplicate_calls.py",
                       _duplicate_calls)
@@ -277,7 +341,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "eval-throughput": _eval("eval_throughput", "python benchmarks/eval_throughput.py"),
     "eval-scaling": _eval("eval_scaling", "python benchmarks/eval_throughput.py --items 100 1000 --concurrency 32 "
                           "--latency 0.05 --out results/benchmarks/eval_scaling.json"),
-    "duplicate-calls": duplicate_calls, "policy-mini": policy_mini, "falcon-memory": falcon, "mini-repro": mini_repro, "mini-levers": mini_levers, "held-out": held_out,
+    "duplicate-calls": duplicate_calls, "policy-mini": policy_mini, "ifeval-mini": ifeval_mini, "falcon-memory": falcon, "mini-repro": mini_repro, "mini-levers": mini_levers, "held-out": held_out,
     "stop-levers": stop_levers("stop_levers"), "stop-levers-alone": stop_levers("stop_levers_alone"),
 }
 
