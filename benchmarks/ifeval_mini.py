@@ -246,7 +246,7 @@ def trained_once(n: int, steps: int, data: Path, base: Path, tag: str) -> Path:
 
     stamp = {"records": hashlib.sha256(data.read_bytes()).hexdigest(), "n": n, "steps": steps}
     out = rm.RUNS / f"trained-{n}-{tag}"
-    done = out / "cnr_trained.json"
+    done = out.with_name(out.name + ".done.json")  # beside, not inside: the folder's files are the cache key
     if done.exists() and json.loads(done.read_text()) == stamp and (out / "adapter_model.safetensors").exists():
         print(f"   {out.name}: trained already ({steps} steps on these {n} records)", flush=True)
         return out
