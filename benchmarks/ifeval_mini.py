@@ -383,6 +383,52 @@ def by_type(follow: dict[str, dict[int, list[bool]]], ids: dict[str, list[str]],
             for iid, v in sorted(acc.items())}
 
 
+def why(rows: list[dict], check: Checker) -> dict[str, dict]:
+    """What each iteration did, to say why a curve rises or does not: of the items, the share whose
+    text the step changed; of those the checker says still miss an instruction before the step, the
+    share whose critique names no con (the reviser believes it is done), names a con but leaves the
+    text unchanged, changes it and fixes it, or changes it and still misses one."""
+    from cnr_plugin.formats.base import says_no_cons
+    from cnr_plugin.results import item_from_lm_eval
+
+    out: dict[int, dict[str, int]] = {}
+    for s in rows:
+        it = item_from_lm_eval(s)
+        row = {"prompt": it["prompt"], **it["meta"]}
+        for st in it["steps"]:
+            c = out.setdefault(st["iteration"], dict.fromkeys(
+                ("items", "changed", "failing_before", "says_no_cons", "con_named_text_unchanged", "fixed",
+                 "changed_still_failing"), 0))
+            before, after = st["response"], st["result"]
+            c["items"] += 1
+            c["changed"] += after != before
+            if all(check.follows(row, before)):
+                continue
+            c["failing_before"] += 1
+            if after == before:
+                c["says_no_cons" if says_no_cons(st.get("critique")) else "con_named_text_unchanged"] += 1
+            else:
+                c["fixed" if all(check.follows(row, after)) else "changed_still_failing"] += 1
+    return {str(k): {"items": v["items"], "changed": round(v["changed"] / v["items"], 3),
+                     "failing_before": v["failing_before"],
+                     **{x: round(v[x] / max(1, v["failing_before"]), 3) for x in
+                        ("says_no_cons", "con_named_text_unchanged", "fixed", "changed_still_failing")}}
+            for k, v in sorted(out.items())}
+
+
+def analyse(results: Path) -> None:
+    """Add :func:`why` for every run to ``summary.json`` from the samples kept beside it (run at the
+    end of a run; ``--analyse`` alone re-derives it from the kept samples without generating)."""
+    path = results / "summary.json"
+    summary = json.loads(path.read_text())
+    check = Checker()
+    for run in summary["runs"].values():
+        with gzip.open(results / run["samples"], "rt") as f:
+            rows = [{"doc": r["doc"], "filtered_resps": r["resps"]} for r in map(json.loads, f)]
+        run["why"] = why(rows, check)
+    path.write_text(json.dumps(summary, indent=2))
+
+
 def paired(follow_a: dict, follow_b: dict, k: int) -> dict:
     """Paired difference of prompt-level strict accuracy (a minus b) at iteration ``k`` over the items both have."""
     from cnr_plugin.evaluation import paired_difference
@@ -406,9 +452,14 @@ def main() -> int:
     ap.add_argument("--response-toks", type=int, default=80, help="the original responses' length limit")
     ap.add_argument("--skip", nargs="*", default=[], choices=["stop-lever", "held-out-types"])
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--analyse", action="store_true", help="only add the per-iteration diagnosis to an existing "
+                    "summary.json, from its kept samples")
     ap.add_argument("--workdir", type=Path, default=ROOT / "runs" / "ifeval_mini")
     ap.add_argument("--results", type=Path, default=ROOT / "results" / "ifeval_mini")
     a = ap.parse_args()
+    if a.analyse:
+        analyse(a.results)
+        return 0
     rm.RUNS, rm.MAX_GEN_TOKS, pm.MAX_NEW_TOKENS = a.workdir.resolve(), a.max_gen_toks, a.response_toks
     rm.RUNS.mkdir(parents=True, exist_ok=True)
     os.environ.update(AXOLOTL_DO_NOT_TRACK="1", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false",
@@ -525,6 +576,7 @@ def main() -> int:
         evaluate("control-held-out-types", control, held_file, len(held_rows), a.held_out_iterations, 1)
     timing["total"] = round(time.time() - t0)
     write_summary()
+    analyse(a.results)
     for name, run in runs.items():
         its = run["iterations"]
         print(name, " ".join(f"it{k}: ps {e['prompt_strict']:.3f}" + (f" wr {e['winrate']:.3f}" if k else "")
