@@ -426,15 +426,20 @@ def analyse(results: Path) -> None:
         with gzip.open(results / run["samples"], "rt") as f:
             rows = [{"doc": r["doc"], "filtered_resps": r["resps"]} for r in map(json.loads, f)]
         run["why"] = why(rows, check)
+        follow = per_item(rows, check, max(int(k) for k in run["iterations"]))
+        last = max(int(k) for k in run["iterations"])
+        run["rise_after_1"] = paired(follow, follow, last, 1)  # the same items at the last iteration vs at 1
     path.write_text(json.dumps(summary, indent=2))
 
 
-def paired(follow_a: dict, follow_b: dict, k: int) -> dict:
-    """Paired difference of prompt-level strict accuracy (a minus b) at iteration ``k`` over the items both have."""
+def paired(follow_a: dict, follow_b: dict, k: int, k_b: int | None = None) -> dict:
+    """Paired difference of prompt-level strict accuracy, a at iteration ``k`` minus b at ``k_b``
+    (default ``k``), over the items both have."""
     from cnr_plugin.evaluation import paired_difference
 
+    k_b = k if k_b is None else k_b
     return paired_difference({i: float(all(v[k])) for i, v in follow_a.items() if k in v},
-                             {i: float(all(v[k])) for i, v in follow_b.items() if k in v})
+                             {i: float(all(v[k_b])) for i, v in follow_b.items() if k_b in v})
 
 
 def main() -> int:

@@ -119,8 +119,7 @@ def _policy_mini(data: dict) -> str:
              "| minus CnR at inference [95% CI] | better than the old policy |", "|---|---|---:|---|---|"]
     for name, r in data["systems"].items():
         d = r.get("minus_cnr_at_inference")
-        diff = (f"{d['mean']:+.3f} [{d['ci95'][0]:+.2f}, {d['ci95'][1]:+.2f}] ({d['wins']}↑ {d['losses']}↓)"
-                if d else "—")
+        diff = _diff(d) if d else "—"
         lines.append(f"| {name} | {r['winrate_vs_old_policy']:.3f} [{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}] | "
                      f"{r['n']} | {diff} | {_mark(r['ci95'][0] > 0.5)} |")
     return "\n".join(lines)
@@ -128,12 +127,6 @@ def _policy_mini(data: dict) -> str:
 
 def ifeval_mini() -> str:
     return _from_file(RESULTS / "ifeval_mini" / "summary.json", "python benchmarks/ifeval_mini.py", _ifeval_mini)
-
-
-def _ci(d: dict, signed: bool = False) -> str:
-    f = "+.3f" if signed else ".3f"
-    g = "+.2f" if signed else ".2f"
-    return f"{d['mean' if signed else 'winrate']:{f}} [{d['ci95'][0]:{g}}, {d['ci95'][1]:{g}}]"
 
 
 def _ifeval_iterations(data: dict, trained: str, control: str, extra: str | None = None) -> list[str]:
@@ -149,7 +142,7 @@ def _ifeval_iterations(data: dict, trained: str, control: str, extra: str | None
     for k, e in t["iterations"].items():
         ce = (c or {}).get("iterations", {}).get(k, {})
         d = (t.get("prompt_strict_minus_control") or {}).get(k)
-        diff = f"{_ci(d, True)} ({d['wins']}↑ {d['losses']}↓)" if d and k != "0" else "—"
+        diff = _diff(d) if d and k != "0" else "—"
         row = (f"| {'0 (original)' if k == '0' else k} | {_ci(e) if 'winrate' in e else '—'} | "
                f"{e['prompt_strict']:.3f} | {ce.get('prompt_strict', float('nan')):.3f} | {diff} | "
                f"{e['inst_strict']:.3f} | {ce.get('inst_strict', float('nan')):.3f} |")
@@ -164,14 +157,28 @@ def _ifeval_mini(data: dict) -> str:
     runs, r = data["runs"], data["records"]
     lines = [f"Training records from {r['prompts']} prompts: {r['full']} fix every con, {r['one_con_steps']} "
              f"fix one con at a time, {r['already_right']} leave a right text alone; {r['not_fixable']} prompts "
-             f"dropped (the fixers' text did not pass the checker). Test: {runs['trained']['n_items']} held-out "
+             f"dropped (the fixers' text did not pass the checker). Test: {runs['trained']['n_items']:.0f} held-out "
              "prompts (topics never trained on), the untrained model as control on the same items.", ""]
     lines += _ifeval_iterations(data, "trained", "control",
                                 "trained-stop-no-cons" if "trained-stop-no-cons" in runs else None)
     last = max(runs["trained"]["iterations"], key=int)
     ps = {k: e["prompt_strict"] for k, e in runs["trained"]["iterations"].items()}
-    lines += ["", f"Rises after iteration 1 (prompt-level strict at iteration {last} above iteration 1): "
-              f"{ps['1']:.3f} → {ps[last]:.3f} {_mark(ps[last] > ps['1'])}", "",
+    rise = runs["trained"].get("rise_after_1")
+    lines += ["", f"Rises after iteration 1 (goal: prompt-level strict at iteration {last} above iteration 1, paired "
+              f"over the same items, interval above 0): {ps['1']:.3f} → {ps[last]:.3f}" +
+              (f", {_diff(rise)} {_mark(rise['ci95'][0] > 0)}" if rise
+               else " (no paired figure: python benchmarks/ifeval_mini.py --analyse)"), ""]
+    if runs["trained"].get("why"):
+        lines += ["Why, iteration by iteration (trained reviser): the share of items whose text the step changed; "
+                  "of the items still missing an instruction before the step, the share the reviser calls done "
+                  "(no cons), names a con but leaves unchanged, fixes, or changes and still misses.", "",
+                  "| iteration | text changed | still missing before | calls it done | names a con, unchanged "
+                  "| fixed | changed, still missing |", "|---|---:|---:|---:|---:|---:|---:|"]
+        for k, w in runs["trained"]["why"].items():
+            lines.append(f"| {k} | {w['changed']:.2f} | {w['failing_before']} | {w['says_no_cons']:.2f} | "
+                         f"{w['con_named_text_unchanged']:.2f} | {w['fixed']:.2f} | {w['changed_still_failing']:.2f} |")
+        lines.append("")
+    lines += [
               f"Per instruction type, the share of test instructions followed (strict): "
               f"original, trained after 1 and {last} iterations, control after {last}.", "",
               f"| instruction type | n | original | trained, 1 | trained, {last} | control, {last} |",
@@ -183,7 +190,7 @@ def _ifeval_mini(data: dict) -> str:
     if "trained-held-out-types" in runs:
         h = runs["trained-held-out-types"]
         lines += ["", f"Held-out instruction types: trained on {len(data['types']['train_types_of_held_out_run'])} "
-                  f"types ({data['records_train_types']['records']} records), tested on {h['n_items']} prompts that "
+                  f"types ({data['records_train_types']['records']} records), tested on {h['n_items']:.0f} prompts that "
                   f"use only the other {len(data['types']['held_out'])} ("
                   + ", ".join(f"`{t}`" for t in data["types"]["held_out"]) + ").", ""]
         lines += _ifeval_iterations(data, "trained-held-out-types", "control-held-out-types")
@@ -227,10 +234,14 @@ def _it(run: dict, k: int) -> dict:
     return run["iterations"].get(str(k)) or run["iterations"][k]
 
 
+def _diff(d: dict) -> str:
+    """A paired difference: mean [interval] (items better ↑, worse ↓)."""
+    return f"{d['mean']:+.3f} [{d['ci95'][0]:+.2f}, {d['ci95'][1]:+.2f}] ({d['wins']}↑ {d['losses']}↓)"
+
+
 def _vs(e: dict) -> str:
     d = e.get("vs_control")
-    return (f"{d['mean']:+.3f} [{d['ci95'][0]:+.2f}, {d['ci95'][1]:+.2f}] ({d['wins']}↑ {d['losses']}↓)"
-            if d else "—")
+    return _diff(d) if d else "—"
 
 
 def mini_repro() -> str:
