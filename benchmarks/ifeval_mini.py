@@ -419,8 +419,11 @@ def why(rows: list[dict], check: Checker) -> dict[str, dict]:
 def analyse(results: Path) -> None:
     """Add :func:`why` for every run to ``summary.json`` from the samples kept beside it (run at the
     end of a run; ``--analyse`` alone re-derives it from the kept samples without generating)."""
+    from cnr_plugin.provenance import provenance
+
     path = results / "summary.json"
     summary = json.loads(path.read_text())
+    summary["analysis_provenance"] = provenance({"analyse": True, "results": str(results)}, {}, repo=ROOT)
     check = Checker()
     for run in summary["runs"].values():
         with gzip.open(results / run["samples"], "rt") as f:
