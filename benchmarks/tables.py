@@ -194,6 +194,13 @@ def _ifeval_mini(data: dict) -> str:
                   f"use only the other {len(data['types']['held_out'])} ("
                   + ", ".join(f"`{t}`" for t in data["types"]["held_out"]) + ").", ""]
         lines += _ifeval_iterations(data, "trained-held-out-types", "control-held-out-types")
+        last_h = max(h["iterations"], key=int)
+        control_h = runs.get("control-held-out-types", {}).get("by_type", {})
+        lines += ["", f"| held-out type | n | original | trained, {last_h} | control, {last_h} |",
+                  "|---|---:|---:|---:|---:|"]
+        for iid, v in h["by_type"].items():
+            lines.append(f"| `{iid}` | {v['n']} | {v['0']:.2f} | {v[last_h]:.2f} | "
+                         f"{control_h.get(iid, {}).get(last_h, float('nan')):.2f} |")
     return "\n".join(lines)
 
 
