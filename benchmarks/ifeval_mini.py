@@ -383,32 +383,32 @@ def by_type(follow: dict[str, dict[int, list[bool]]], ids: dict[str, list[str]],
             for iid, v in sorted(acc.items())}
 
 
-def why(rows: list[dict], check: Checker) -> dict[str, dict]:
+def why(rows: list[dict], follow: dict[str, dict[int, list[bool]]]) -> dict[str, dict]:
     """What each iteration did, to say why a curve rises or does not: of the items, the share whose
     text the step changed; of those the checker says still miss an instruction before the step, the
     share whose critique names no con (the reviser believes it is done), names a con but leaves the
-    text unchanged, changes it and fixes it, or changes it and still misses one."""
+    text unchanged, changes it and fixes it, or changes it and still misses one. ``follow``:
+    :func:`per_item` of the same rows (the step's input is the text of the iteration before)."""
     from cnr_plugin.formats.base import says_no_cons
     from cnr_plugin.results import item_from_lm_eval
 
     out: dict[int, dict[str, int]] = {}
     for s in rows:
         it = item_from_lm_eval(s)
-        row = {"prompt": it["prompt"], **it["meta"]}
         for st in it["steps"]:
-            c = out.setdefault(st["iteration"], dict.fromkeys(
+            k = st["iteration"]
+            c = out.setdefault(k, dict.fromkeys(
                 ("items", "changed", "failing_before", "says_no_cons", "con_named_text_unchanged", "fixed",
                  "changed_still_failing"), 0))
-            before, after = st["response"], st["result"]
             c["items"] += 1
-            c["changed"] += after != before
-            if all(check.follows(row, before)):
+            c["changed"] += st["result"] != st["response"]
+            if all(follow[it["id"]][k - 1]):
                 continue
             c["failing_before"] += 1
-            if after == before:
+            if st["result"] == st["response"]:
                 c["says_no_cons" if says_no_cons(st.get("critique")) else "con_named_text_unchanged"] += 1
             else:
-                c["fixed" if all(check.follows(row, after)) else "changed_still_failing"] += 1
+                c["fixed" if all(follow[it["id"]][k]) else "changed_still_failing"] += 1
     return {str(k): {"items": v["items"], "changed": round(v["changed"] / v["items"], 3),
                      "failing_before": v["failing_before"],
                      **{x: round(v[x] / max(1, v["failing_before"]), 3) for x in
@@ -428,9 +428,9 @@ def analyse(results: Path) -> None:
     for run in summary["runs"].values():
         with gzip.open(results / run["samples"], "rt") as f:
             rows = [{"doc": r["doc"], "filtered_resps": r["resps"]} for r in map(json.loads, f)]
-        run["why"] = why(rows, check)
-        follow = per_item(rows, check, max(int(k) for k in run["iterations"]))
         last = max(int(k) for k in run["iterations"])
+        follow = per_item(rows, check, last)
+        run["why"] = why(rows, follow)
         run["rise_after_1"] = paired(follow, follow, last, 1)  # the same items at the last iteration vs at 1
     path.write_text(json.dumps(summary, indent=2))
 
