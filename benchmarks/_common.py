@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import random
 import resource
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 WORDS = ("the model answer is wrong because it forgets units and the revision adds them with a short "
@@ -26,6 +28,14 @@ def synthetic_records(n: int, seed: int = 0) -> list[dict]:
 
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def write_jsonl_gz(path: Path, rows: Iterable[dict]) -> Path:
+    """``rows`` as gzip-compressed JSON lines (the results folders keep samples and data this way)."""
+    with gzip.open(path, "wt") as f:
+        for r in rows:
+            f.write(json.dumps(r) + "\n")
     return path
 
 

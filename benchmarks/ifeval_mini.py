@@ -40,7 +40,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 import policy_mini as pm  # noqa: E402
 import reproduce_mini as rm  # noqa: E402
-from _common import write_jsonl  # noqa: E402
+from _common import write_jsonl, write_jsonl_gz  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -332,7 +332,7 @@ def records(rows: list[dict], check: Checker, rng: random.Random, chain_share: f
 def answered(rows: list[dict], base: Path, cache: Path) -> list[dict]:
     """The rows with SmolLM2's greedy responses (kept in ``cache``: a re-run answers nothing twice)."""
     done = {r["key"]: r["response"] for r in map(json.loads, cache.read_text().splitlines())} if cache.exists() else {}
-    todo = [r for r in rows if r["key"] not in done or done[r["key"]] is None]
+    todo = [r for r in rows if r["key"] not in done]
     if todo:
         for r, text in zip(todo, pm.answer(base, None, todo)):
             done[r["key"]] = text or "(no answer)"
@@ -528,9 +528,7 @@ def main() -> int:
         runs[name] = {"iterations": figures(result, iterations), "n_items": result["n_items"],
                       "n_revision_parse_failures": result["n_revision_parse_failures"],
                       "by_type": by_type(follow[name], ids, iterations), "stop_when": stop_when, "fewshot": fewshot}
-        with gzip.open(samples_dir / f"{name}.jsonl.gz", "wt") as f:
-            for s in rows:
-                f.write(json.dumps({"doc": s["doc"], "resps": s["filtered_resps"]}) + "\n")
+        rm.keep_samples(rows, samples_dir / f"{name}.jsonl.gz")
         runs[name]["samples"] = f"samples/{name}.jsonl.gz"
         write_summary()
 
@@ -557,12 +555,9 @@ def main() -> int:
         (a.results / "summary.json").write_text(json.dumps(summary, indent=2))
 
     a.results.mkdir(parents=True, exist_ok=True)
-    with gzip.open(a.results / "data.jsonl.gz", "wt") as f:
-        for r in train_rows + test_rows + held_rows:
-            f.write(json.dumps({"split": r["key"].rstrip("0123456789"), **r}) + "\n")
-    with gzip.open(a.results / "train_records.jsonl.gz", "wt") as f:
-        for r in recs:
-            f.write(json.dumps(r) + "\n")
+    write_jsonl_gz(a.results / "data.jsonl.gz", ({"split": r["key"].rstrip("0123456789"), **r}
+                                                  for r in train_rows + test_rows + held_rows))
+    write_jsonl_gz(a.results / "train_records.jsonl.gz", recs)
 
     print("== the reviser: axolotl train on the CnR records", flush=True)
     t = time.time()

@@ -23,7 +23,6 @@ differences, timings) and the policies' answers (gzip) beside it.
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import os
 import sys
@@ -34,7 +33,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
 import reproduce_mini as rm  # noqa: E402
-from _common import write_jsonl  # noqa: E402
+from _common import write_jsonl, write_jsonl_gz  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 MAX_NEW_TOKENS = 128
@@ -185,10 +184,9 @@ def main() -> int:
 
     out = a.results
     out.mkdir(parents=True, exist_ok=True)
-    with gzip.open(out / "held_out_answers.jsonl.gz", "wt") as f:
-        for i, r in enumerate(held_out):
-            f.write(json.dumps({"id": r["id"], "prompt": r["prompt"], "meta": r["meta"],
-                                **{name: ans[i] for name, ans in answers.items()}}) + "\n")
+    write_jsonl_gz(out / "held_out_answers.jsonl.gz", ({"id": r["id"], "prompt": r["prompt"], "meta": r["meta"],
+                                                       **{name: ans[i] for name, ans in answers.items()}}
+                                                      for i, r in enumerate(held_out)))
     timing["total"] = round(time.time() - t0)
     summary = {"provenance": started,
                "question": "does training the policy on CnR's revisions (SFT) and preferences (DPO) make its own "

@@ -19,7 +19,6 @@ Generations are cached in the work folder, so re-runs and runs that share a mode
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import os
 import re
@@ -186,11 +185,16 @@ def run_summary(name: str, result: dict, iterations: int, control_rows: list[dic
     out["n_revision_parse_failures"] = res["n_revision_parse_failures,judged"]
     samples_dir.mkdir(parents=True, exist_ok=True)
     dest = samples_dir / f"{name}.jsonl.gz"
-    with gzip.open(dest, "wt") as f:
-        for s in rows:
-            f.write(json.dumps({"doc": s["doc"], "resps": s["filtered_resps"]}) + "\n")
+    keep_samples(rows, dest)
     out["samples"] = str(dest.relative_to(ROOT)) if dest.is_relative_to(ROOT) else str(dest)
     return out
+
+
+def keep_samples(rows: list[dict], dest: Path) -> Path:
+    """lm-eval's sample rows, as kept beside a summary: each document and its filtered response (gzip)."""
+    from _common import write_jsonl_gz
+
+    return write_jsonl_gz(dest, ({"doc": s["doc"], "resps": s["filtered_resps"]} for s in rows))
 
 
 def efficiency_plot(summary: dict, sizes: list[int], iterations: int, path: Path) -> None:
