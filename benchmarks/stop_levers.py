@@ -73,7 +73,7 @@ def main() -> int:
     ap.add_argument("--max-gen-toks", type=int, default=rm.MAX_GEN_TOKS)
     ap.add_argument("--no-control", action="store_true", help="leave out the untrained control (slowest)")
     ap.add_argument("--table", type=Path, default=None,
-                    help="only print the README table of a summary.json this script wrote (and redraw its "
+                    help="only print the results table of a summary.json this script wrote (and redraw its "
                          "plot beside it), and exit")
     a = ap.parse_args()
     if a.table:
@@ -142,7 +142,7 @@ def main() -> int:
 
 
 def table(summary: dict, iterations: int) -> str:
-    """The README table: win rate [95 % CI] per iteration; a curve that falls between iterations is
+    """The results table (docs/results.md): win rate [95 % CI] per iteration; a curve that falls between iterations is
     marked ↓ at the fall, one that ends below where it started is marked ✗ (the issue's target)."""
     head = "| run | " + " | ".join(f"iter {k}" for k in range(1, iterations + 1)) + \
         f" | never falls, ends ≥ iter 1 | stopped by {iterations} | reviser requests / item | judge calls / item |"

@@ -1,6 +1,7 @@
-"""The README tables, generated from the results files (never typed in).
+"""The tables of README.md and the documentation pages (docs/), generated from the results files
+(never typed in).
 
-    python benchmarks/tables.py          # rewrite the generated blocks of README.md and benchmarks/README.md
+    python benchmarks/tables.py          # rewrite the generated blocks of README.md and docs/**/*.md
     python benchmarks/tables.py --check  # exit 1 if a block differs from what the results files say
 
 A generated block sits between ``<!-- generated: NAME -->`` and ``<!-- /generated -->``. Every
@@ -373,12 +374,17 @@ def render(text: str) -> str:
     return BLOCK.sub(fill, text)
 
 
+def pages() -> list[Path]:
+    """Every page that may hold a generated block: README.md and the documentation."""
+    return [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--check", action="store_true", help="exit 1 if a generated block is out of date")
     a = ap.parse_args()
     stale = []
-    for doc in (ROOT / "README.md", ROOT / "benchmarks" / "README.md"):
+    for doc in pages():
         old = doc.read_text()
         new = render(old)
         if new != old:

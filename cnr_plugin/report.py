@@ -61,7 +61,7 @@ def judge_rows(runs: list[Run]) -> list[tuple[str, list[str]]]:
 
 
 def format_judge_table(runs: list[Run]) -> str:
-    """How the judge behaved and what it cost, per run (see README: 'Know your judge'): consistent
+    """How the judge behaved and what it cost, per run (docs/judges.md: 'Know your judge'): consistent
     = same text preferred in both position orders; position A = decisive verdicts naming the first
     text (0.5 is unbiased); longer = decisive verdicts picking the longer text."""
     rows = judge_rows(runs)

@@ -78,7 +78,7 @@ def test_full_environments_allow_no_skip(env_name):
 
 
 def test_readme_tables_are_the_results_files():
-    """README.md and benchmarks/README.md tables are generated from results/ (benchmarks/tables.py);
+    """The tables of README.md and docs/ are generated from results/ (benchmarks/tables.py);
     a typed-in or stale figure fails here."""
     import subprocess
     import sys

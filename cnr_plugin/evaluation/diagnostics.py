@@ -34,7 +34,7 @@ SHARES = {
     "margin_agree": ("margin_agree_sum", "margin_agree_n"),
     "margin_disagree": ("margin_disagree_sum", "margin_disagree_n"),
 }
-#: what each diagnostic says, for tables and the README
+#: what each diagnostic says, for tables and the documentation
 MEANING = {
     "consistency": "same text preferred in both orders (1 = always)",
     "position_a": "decisive verdicts naming the text shown first (0.5 = no position bias)",

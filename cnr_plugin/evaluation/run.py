@@ -33,14 +33,19 @@ class RunConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    responses: str = Field(default_factory=lambda: str(eval_tasks_path("sample_responses.jsonl")))
+    responses: str = Field(default_factory=lambda: str(eval_tasks_path("sample_responses.jsonl")),
+                           description="jsonl of {id, prompt, response} lines to revise (default: the 12 shipped "
+                           "sample responses)")
     iterations: int = Field(5, ge=1, le=MAX_ITERATIONS, description="critique-and-revise iterations (the paper: up to 5)")
-    judge: str | dict[str, Any] = "default"
-    format: str = "plain"
+    judge: str | dict[str, Any] = Field("default", description="a judge YAML path, a registered judge's name "
+                                        "(its default options), or 'default' (the shipped judge_default.yaml)")
+    format: str = Field("plain", description="the CnR format the reviser was trained with: plain, chat, or one a "
+                        "plugin registers")
     compare_previous: bool = Field(False, description="also judge revision i against revision i-1")
     fewshot: int = Field(0, ge=0, description="solved CnR examples before each request (untrained revisers)")
-    fewshot_file: str | None = None
-    max_gen_toks: int = Field(512, ge=1)
+    fewshot_file: str | None = Field(None, description="CnR records to take the few-shot examples from "
+                                     "(default: the shipped sample records)")
+    max_gen_toks: int = Field(512, ge=1, description="most new tokens of one critique and revision")
     limit: int | None = Field(None, ge=1, description="only the first N responses")
     cache: str | None = Field(None, description="sqlite cache file (default: ~/.cache/cnr-plugin/cache.sqlite)")
     max_input_tokens: int | None = Field(

@@ -49,12 +49,14 @@ class OpenAIOptions(JudgeOptions):
     not_in_key: ClassVar[frozenset[str]] = frozenset({"api_key_env", "api_key_file", "timeout_s", "max_retries",
                                                       "batch", "batch_poll_s", "batch_completion_window"})
 
-    model: str | None = None
-    base_url: str | None = None
+    model: str | None = Field(None, description="the judge model's name at the server")
+    base_url: str | None = Field(None, description="the OpenAI-compatible server, e.g. https://api.openai.com/v1")
     api_key_env: str | None = Field("OPENAI_API_KEY", description="environment variable holding the API key")
     api_key_file: str | None = Field(None, description="file holding the API key (instead of api_key_env)")
-    prompt_template: str = DEFAULT_PROMPT
-    verdict_format: Literal["json", "brackets"] = "json"
+    prompt_template: str = Field(DEFAULT_PROMPT, description="the judge prompt; placeholders {prompt}, "
+                                 "{response_a}, {response_b}")
+    verdict_format: Literal["json", "brackets"] = Field("json", description='json: {"winner": "A"|"B"|"tie"}; '
+                                                        "brackets: [[A]] / [[B]] / [[tie]]")
     structured_output: Literal["json_schema", "json_object", "none"] = Field(
         "json_schema", description="how to ask for schema-constrained JSON: OpenAI's json_schema, "
         "llama-cpp-python's json_object with a schema, or none (then the strict parser alone)")
@@ -63,9 +65,9 @@ class OpenAIOptions(JudgeOptions):
         "verdict token and score the expected outcome, averaged over both orders (AlpacaEval's weighted "
         "win rate); falls back to letters with a warning where the server returns no log-probabilities")
     top_logprobs: int = Field(5, ge=2, le=20, description="log-probabilities asked per token (verdict: probability)")
-    temperature: float = 0.0
-    max_tokens: int = Field(32, ge=1)
-    timeout_s: float = Field(60.0, gt=0)
+    temperature: float = Field(0.0, description="the judge's sampling temperature")
+    max_tokens: int = Field(32, ge=1, description="most tokens of the judge's reply")
+    timeout_s: float = Field(60.0, gt=0, description="seconds one request may take before it is retried")
     max_retries: int = Field(6, ge=0, description="retries of 408/409/429/5xx and connection errors")
     batch: bool = Field(
         False, description="send the run's comparisons as one OpenAI Batch API job (files + batches "
