@@ -27,8 +27,25 @@ class _CnRGroup(click.Group):
             raise click.ClickException(f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc)) from None
 
 
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    """``cnr --version``: cnr-plugin's version and the stack it runs in (what a bug report needs)."""
+    if not value or ctx.resilient_parsing:
+        return
+    import platform
+
+    from .provenance import STACK, versions
+
+    found = versions(("cnr-plugin", *STACK))
+    click.echo(f"cnr-plugin {found.pop('cnr-plugin') or 'not installed (running from a source tree)'}")
+    click.echo(f"python {found.pop('python')} ({platform.system()} {platform.machine()})")
+    for name, version in found.items():
+        click.echo(f"{name} {version or 'not installed'}")
+    ctx.exit()
+
+
 @click.group(cls=_CnRGroup)
-@click.version_option(package_name="cnr-plugin")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
+              help="Show cnr-plugin's version and the versions of the stack it runs in, then exit.")
 def main() -> None:
     """Critique and Revise (Jin et al. 2023) for Axolotl and lm-eval."""
 

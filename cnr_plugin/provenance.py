@@ -19,6 +19,8 @@ from typing import Any
 
 PACKAGES = ("cnr-plugin", "torch", "transformers", "axolotl", "lm_eval", "deepspeed", "peft", "numpy", "openai", "httpx2",
             "httpx")
+#: the stack `cnr --version` reports: what a bug report needs to reproduce a run
+STACK = ("lm_eval", "axolotl", "transformers", "peft", "trl", "deepspeed", "torch", "openai", "pluggy", "pydantic")
 
 
 def _git(*args: str, cwd: Path) -> str | None:
@@ -34,6 +36,12 @@ def _version(dist: str) -> str | None:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:
         return None
+
+
+def versions(packages: tuple[str, ...] = PACKAGES) -> dict[str, str | None]:
+    """Python's version and each installed distribution's (None where it is not installed); reads
+    package metadata only, imports nothing."""
+    return {"python": platform.python_version(), **{p: _version(p) for p in packages}}
 
 
 def _cpu_model() -> str:
@@ -67,7 +75,7 @@ def provenance(args: dict[str, Any], seeds: dict[str, Any] | None = None, repo: 
         "command": [Path(sys.argv[0]).name, *sys.argv[1:]],
         "arguments": {k: str(v) if isinstance(v, Path) else v for k, v in args.items()},
         "seeds": seeds or {},
-        "versions": {"python": platform.python_version(), **{p: _version(p) for p in PACKAGES}},
+        "versions": versions(),
         "hardware": {"cpu": _cpu_model(), "cores": os.cpu_count(), "gpus": _gpus(),
                      "platform": platform.platform()},
     }

@@ -275,3 +275,20 @@ def test_every_command_ends_in_one_line_on_bad_input(tmp_path, command):
         assert "bad.yaml:2: invalid YAML" in last or 'pip install "cnr-plugin[axolotl]"' in last, last
     if command == "lm-eval":
         assert "unknown key 'iteratons'; did you mean 'iterations'" in last or 'pip install "cnr-plugin[eval]"' in last
+
+
+def test_version_names_the_stack_it_runs_in():
+    """Issue 34: `cnr --version` prints what a bug report needs: cnr-plugin's version and its stack's."""
+    from importlib import metadata
+
+    proc = cnr("--version")
+    assert proc.returncode == 0 and proc.stderr == ""
+    lines = dict(line.split(" ", 1) for line in proc.stdout.splitlines())
+    assert lines["cnr-plugin"] == metadata.version("cnr-plugin")
+    assert lines["python"].startswith(sys.version.split()[0])
+    for dist in ("lm_eval", "axolotl", "transformers", "peft", "deepspeed", "torch", "openai", "pluggy"):
+        try:
+            expected = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            expected = "not installed"
+        assert lines[dist] == expected, dist
