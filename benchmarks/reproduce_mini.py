@@ -28,6 +28,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TextIO
 
 import yaml
 
@@ -37,54 +38,102 @@ MAX_GEN_TOKS = 128                   # --max-gen-toks
 VERBOSE = True                       # print each command (the demo prints where its log is instead)
 
 
-#: the last progress bar (tqdm's, as axolotl's trainer, lm-eval and cnr-plugin draw them) in a log's tail
+#: a tqdm progress bar (as axolotl's trainer, lm-eval and cnr-plugin draw them): its name, n/total, elapsed
 PROGRESS = re.compile(r"(?:([^\r\n|]*?):\s*)?\d+%\|[^|\r\n]*\|\s*(\d+)/(\d+) \[([\d:]+)<([\d:?]+)")
+#: where the terminal's own lines go (None: sys.stdout; the demo points it at the terminal while the
+#: libraries' output goes to a log)
+OUT: TextIO | None = None
+#: what a bar's name means to a person reading the progress line
+BAR_NAMES = {"cnr revise": "iterations", "cnr judge": "judge calls"}
+
+
+def _seconds(clock: str) -> int:
+    s = 0
+    for part in clock.split(":"):
+        s = s * 60 + int(part)
+    return s
+
+
+def _clock(seconds: float) -> str:
+    return time.strftime("%H:%M:%S" if seconds >= 3600 else "%M:%S", time.gmtime(max(0, seconds)))
+
+
+class Progress:
+    """One line that says where a tool's phase stands, read from its growing log: the evaluation's
+    iteration (its ``cnr revise`` bar), the newest bar's count, and an ETA from that bar's average
+    rate so far (steady under a busy machine, unlike a bar's instantaneous estimate)."""
+
+    def __init__(self, log: Path, label: str, started: float | None = None):
+        self.log, self.label = log, label
+        self.started = time.monotonic() if started is None else started
+        self.offset, self.tail = 0, ""
+        self.iteration: tuple[int, int] | None = None
+
+    def _read(self) -> None:
+        try:
+            with self.log.open("rb") as f:
+                f.seek(self.offset)
+                new = f.read().decode("utf-8", "replace")
+                self.offset = f.tell()
+        except OSError:
+            return
+        text = self.tail + new
+        for bar in PROGRESS.finditer(text):
+            if (bar.group(1) or "").strip() == "cnr revise":
+                done, total = int(bar.group(2)), int(bar.group(3))
+                self.iteration = (min(done + 1, total), total)
+        self.tail = text[-8192:]
+
+    def line(self) -> str:
+        self._read()
+        elapsed = _clock(time.monotonic() - self.started)
+        where = f"iteration {self.iteration[0]} of {self.iteration[1]}, " if self.iteration else ""
+        bars = list(PROGRESS.finditer(self.tail))
+        if not bars:
+            return f"   {self.label}: {where}starting, {elapsed} elapsed"
+        what, n_text, total_text, bar_clock, _ = bars[-1].groups()
+        what = (what or "").strip()
+        n, total, bar_s = int(n_text), int(total_text), _seconds(bar_clock)
+        if what == "cnr revise":  # between two iterations: the iteration is all there is to say
+            return f"   {self.label}: {where}{elapsed} elapsed"
+        name = BAR_NAMES.get(what, "requests" if "generate_until" in what else (what or "step"))
+        left = (f"about {_clock((total - n) * bar_s / n)} left" if n and bar_s
+                else "time left not known yet")
+        return f"   {self.label}: {where}{name} {n}/{total}, {elapsed} elapsed, {left}"
 
 
 def progress_line(log: Path, label: str, started: float) -> str:
-    """``label: <what> 23/60, 0:41 elapsed, about 1:07 left`` from the newest progress bar in ``log``."""
-    elapsed = time.strftime("%M:%S", time.gmtime(time.monotonic() - started))
-    try:
-        with log.open("rb") as f:
-            f.seek(max(0, log.stat().st_size - 8192))
-            tail = f.read().decode("utf-8", "replace")
-    except OSError:
-        tail = ""
-    bars = list(PROGRESS.finditer(tail))
-    if not bars:
-        return f"   {label}: starting, {elapsed} elapsed"
-    what, n, total, _, left = bars[-1].groups()
-    what = (what or "").strip() or "step"
-    left = "time left not known yet" if "?" in left else f"about {left} left of this bar"
-    return f"   {label}: {what} {n}/{total}, {elapsed} elapsed, {left}"
+    """The progress line of ``log`` read from its start (one look; :class:`Progress` follows a log)."""
+    return Progress(log, label, started).line()
 
 
 def sh(cmd: list[str], log: Path, label: str | None = None) -> None:
     """Run ``cmd`` in the work folder with its output in ``log``; one live progress line on the
     terminal meanwhile (redrawn in place on a terminal, a new line every 30 s in a pipe or CI log)."""
+    out = OUT or sys.stdout
     if VERBOSE:
-        print("$", " ".join(cmd), flush=True)
+        print("$", " ".join(cmd), file=out, flush=True)
     else:
-        print(f"   log: {log}", flush=True)
+        print(f"   log: {log}", file=out, flush=True)
     label = label or log.stem
-    tty = sys.stdout.isatty()
-    started, last = time.monotonic(), 0.0
+    tty = out.isatty()
+    progress, last = Progress(log, label), 0.0
     with log.open("w") as f:  # run in the work folder: `python -m` in the checkout would import its sources
         proc = subprocess.Popen(cmd, cwd=RUNS, stdout=f, stderr=subprocess.STDOUT)
         while proc.poll() is None:
             time.sleep(1)
             now = time.monotonic()
             if tty:
-                print("\r\033[K" + progress_line(log, label, started), end="", flush=True)
+                print("\r\033[K" + progress.line(), end="", file=out, flush=True)
             elif now - last >= 30:
-                print(progress_line(log, label, started), flush=True)
+                print(progress.line(), file=out, flush=True)
                 last = now
     if tty:
-        print("\r\033[K", end="")
-    took = time.strftime("%M:%S", time.gmtime(time.monotonic() - started))
-    print(f"   {label}: {'done' if proc.returncode == 0 else 'failed'} in {took}", flush=True)
+        print("\r\033[K", end="", file=out)
+    took = _clock(time.monotonic() - progress.started)
+    print(f"   {label}: {'done' if proc.returncode == 0 else 'failed'} in {took}", file=out, flush=True)
     if proc.returncode:
-        sys.exit(f"failed ({proc.returncode}), see {log}")
+        raise SystemExit(f"{label} failed ({proc.returncode}), see {log}")
 
 
 def train(n: int, steps: int, data: Path, base: Path, loss_on: str = "critique_and_revision",

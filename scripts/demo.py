@@ -11,7 +11,13 @@
 5. The final table: win rate with 95 % intervals, the trained-minus-control difference on the same
    items, generations with no usable revision; one example critique and revision; where the files are.
 
-Logs of every tool go to runs/demo/*.log; the terminal shows progress and the results.
+Logs of every tool go to runs/demo/*.log, and what the libraries imported by the demo itself print
+(torch's and torchao's warnings, say) to runs/demo/demo.log: the terminal shows only the demo's own
+lines — one progress line per phase and the results.
+
+Sizes (for a quick check of the whole path, as tests/test_docs.py runs it): CNR_DEMO_ITEMS (40),
+CNR_DEMO_STEPS (60), CNR_DEMO_RECORDS (1000), CNR_DEMO_MAX_GEN_TOKS (128), CNR_DEMO_BASE (a local
+model folder instead of the converted SmolLM2), CNR_DEMO_WORKDIR (runs/demo).
 """
 
 from __future__ import annotations
@@ -31,12 +37,30 @@ from _common import peak_memory_mb  # noqa: E402
 
 ITEMS = int(os.environ.get("CNR_DEMO_ITEMS", "40"))
 ITERATIONS = 2
-STEPS = 60
-PORT = 8765
+STEPS = int(os.environ.get("CNR_DEMO_STEPS", "60"))
+RECORDS = int(os.environ.get("CNR_DEMO_RECORDS", "1000"))
+WORKDIR = Path(os.environ.get("CNR_DEMO_WORKDIR", ROOT / "runs" / "demo"))
+PORT = int(os.environ.get("CNR_DEMO_PORT", "8765"))
+#: the terminal, where only the demo's own lines go (set by keep_terminal_for_the_demo)
+TERMINAL = sys.stdout
 
 
 def say(text: str) -> None:
-    print(f"\n== {text} ({time.strftime('%H:%M:%S')})", flush=True)
+    print(f"\n== {text} ({time.strftime('%H:%M:%S')})", file=TERMINAL, flush=True)
+
+
+def keep_terminal_for_the_demo(log: Path) -> None:
+    """From here on the process's stdout and stderr (file descriptors 1 and 2: Python's warnings,
+    libraries' prints and logs, C extensions' messages) go to ``log``; the demo writes its own lines
+    to the terminal it was started on (``TERMINAL``)."""
+    global TERMINAL
+    sys.stdout.flush()
+    sys.stderr.flush()
+    TERMINAL = os.fdopen(os.dup(1), "w", buffering=1)
+    out = log.open("a")
+    os.dup2(out.fileno(), 1)
+    os.dup2(out.fileno(), 2)
+    rm.OUT = TERMINAL
 
 
 def start_judge_server(log: Path) -> subprocess.Popen:
@@ -54,7 +78,7 @@ def start_judge_server(log: Path) -> subprocess.Popen:
         except OSError:
             if proc.poll() is not None or time.monotonic() > deadline:
                 proc.kill()
-                sys.exit(f"the judge server did not start, see {log}")
+                raise SystemExit(f"the judge server did not start, see {log}") from None
             time.sleep(0.3)
 
 
@@ -83,7 +107,7 @@ both orders, which scores as a tie)."""
 
 def report(summary: dict, guide: bool = False) -> str:
     """The final table from the demo's summary.json (read back as JSON: iteration keys are strings).
-    The same text ends the demo and, from the committed results/demo/summary.json, sits in README.md
+    The same text ends the demo and, from the committed results/demo/summary.json, sits in README.md and docs/getting-started.md
     (benchmarks/tables.py)."""
     n, k_max = summary["items"], summary["iterations"]
     lines = [f"{'reviser and judge':<46} {'iter':>4} {'win rate':>9} {'95% CI':>16}"]
@@ -117,17 +141,17 @@ def main() -> int:
     from reproduce_mini import item_scores, samples
 
     t0 = time.time()
-    rm.RUNS, rm.VERBOSE = ROOT / "runs" / "demo", False
-    rm.RUNS.mkdir(parents=True, exist_ok=True)
-    os.environ.update(AXOLOTL_DO_NOT_TRACK="1", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false",
-                      CNR_CACHE_DIR=str(rm.RUNS / "cache"))
-    say("SmolLM2-135M-Instruct -> models/smollm2-135m-instruct")
-    base = convert_smollm2(ROOT / "models" / "smollm2-135m-instruct")
-    say(f"synthetic task: 1000 CnR records, {ITEMS} held-out items with faulty first responses")
-    paths = make_splits(rm.RUNS / "data", n_train=1000, n_val=6, n_test=ITEMS, seed=0)
+    if os.environ.get("CNR_DEMO_BASE"):
+        base = Path(os.environ["CNR_DEMO_BASE"])
+        say(f"reviser to train: {base}")
+    else:
+        say("SmolLM2-135M-Instruct -> models/smollm2-135m-instruct")
+        base = convert_smollm2(ROOT / "models" / "smollm2-135m-instruct")
+    say(f"synthetic task: {RECORDS} CnR records, {ITEMS} held-out items with faulty first responses")
+    paths = make_splits(rm.RUNS / "data", n_train=RECORDS, n_val=6, n_test=ITEMS, seed=0)
     (rm.RUNS / "oracle.yaml").write_text("judge: oracle\nchecker: cnr_plugin.synthetic:score\n")
-    say(f"axolotl train: LoRA, {STEPS} steps (log: runs/demo/train-1000-demo.log)")
-    trained = rm.train(1000, STEPS, paths["train"], base, tag="demo")
+    say(f"axolotl train: LoRA, {STEPS} steps")
+    trained = rm.train(RECORDS, STEPS, paths["train"], base, tag="demo")
     runs = {}
     say(f"lm_eval --tasks cnr_winrate: trained reviser, {ITERATIONS} iterations, oracle judge")
     runs["trained, oracle judge"] = rm.evaluate("trained-oracle", f"inner=hf,pretrained={base},peft={trained}",
@@ -148,7 +172,7 @@ def main() -> int:
     page = write_page(list(dirs.values()), rm.RUNS / "results.html", title="CnR demo: SmolLM2-135M on CPU")
     trained_rows, control_rows = samples(dirs["trained, oracle judge"]), samples(dirs["untrained (control), oracle judge"])
     summary = {
-        "provenance": provenance({"items": ITEMS, "iterations": ITERATIONS, "steps": STEPS, "records": 1000},
+        "provenance": provenance({"items": ITEMS, "iterations": ITERATIONS, "steps": STEPS, "records": RECORDS},
                                  {"splits": 0, "training": 0}, repo=ROOT),
         "ci_method": rm.CI_METHOD, "wall_s": round(time.time() - t0),
         "peak_memory_mb": peak_memory_mb(),
@@ -163,11 +187,37 @@ def main() -> int:
     path = rm.RUNS / "summary.json"
     path.write_text(json.dumps(summary, indent=2))
     say(f"results ({summary['wall_s']} s)")
-    print(report(json.loads(path.read_text()), guide=True))  # the table README shows, from the same file
+    print(report(json.loads(path.read_text()), guide=True), file=TERMINAL)  # the table README shows, from the same file
     print(f"\nFiles: results page {page}\n       lm-eval results and samples {rm.RUNS / 'eval'}\n"
-          f"       logs {rm.RUNS}/*.log\n       this table as JSON, with provenance {path}")
+          f"       logs {rm.RUNS}/*.log (what the libraries printed: {rm.RUNS / 'demo.log'})\n"
+          f"       this table as JSON, with provenance {path}", file=TERMINAL)
     return 0
 
 
+def run() -> int:
+    """The demo with the terminal kept for its own lines; a failure is one line there, the
+    traceback in the log."""
+    import traceback
+
+    rm.RUNS, rm.VERBOSE = WORKDIR, False
+    rm.MAX_GEN_TOKS = int(os.environ.get("CNR_DEMO_MAX_GEN_TOKS", rm.MAX_GEN_TOKS))
+    rm.RUNS.mkdir(parents=True, exist_ok=True)
+    os.environ.update(AXOLOTL_DO_NOT_TRACK="1", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false",
+                      CNR_CACHE_DIR=str(rm.RUNS / "cache"))
+    log = rm.RUNS / "demo.log"
+    keep_terminal_for_the_demo(log)
+    try:
+        return main()
+    except SystemExit as exc:
+        if isinstance(exc.code, str):
+            print(f"\ndemo failed: {exc.code}", file=TERMINAL)
+            return 1
+        raise
+    except Exception as exc:
+        traceback.print_exc()
+        print(f"\ndemo failed: {type(exc).__name__}: {exc} (traceback in {log})", file=TERMINAL)
+        return 1
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run())

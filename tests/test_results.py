@@ -156,15 +156,41 @@ def test_the_demo_shows_a_live_line_per_long_step(tmp_path, capsys, monkeypatch)
 
     log = tmp_path / "train.log"
     log.write_text("loading\n  0%|          | 0/60 [00:00<?, ?it/s]\r 10%|█         | 6/60 [00:08<01:10,  1.3s/it]")
+    # the ETA is the bar's average rate so far (6 steps in 8 s: 54 steps left take 72 s), not tqdm's estimate
     assert rm.progress_line(log, "training", time.monotonic() - 65) == \
-        "   training: step 6/60, 01:05 elapsed, about 01:10 left of this bar"
+        "   training: step 6/60, 01:05 elapsed, about 01:12 left"
     log.write_text("cnr revise:  50%|█████     | 1/2 [00:31<00:31, 31.00s/iteration]\r")
-    assert "evaluation: cnr revise 1/2" in rm.progress_line(log, "evaluation", time.monotonic())
+    assert rm.progress_line(log, "evaluation", time.monotonic()) == "   evaluation: iteration 2 of 2, 00:00 elapsed"
     monkeypatch.setattr(rm, "RUNS", tmp_path)
     monkeypatch.setattr(rm, "VERBOSE", False)
     rm.sh([sys.executable, "-c", "print('hi')"], tmp_path / "step.log", label="a step")
     out = capsys.readouterr().out
     assert "a step: done in 00:0" in out
+
+
+def test_the_demo_progress_names_the_iteration_and_keeps_a_steady_eta(tmp_path):
+    """Issue 34: the evaluation counter went 'requests 1/40' then '0/29' (a new, unlabelled bar per iteration),
+    and the training ETA jumped 27:32 -> 30:19 -> 13:00 under load."""
+    import time
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import reproduce_mini as rm
+
+    log = tmp_path / "eval.log"
+    progress = rm.Progress(log, "evaluation trained", time.monotonic())
+    with log.open("w") as f:
+        f.write("cnr revise:   0%|          | 0/2 [00:00<?, ?iteration/s]\n")
+        f.write("Running generate_until requests:  25%|██▌       | 10/40 [00:20<00:30,  1.00it/s]\r")
+        f.flush()
+        assert "iteration 1 of 2, requests 10/40" in progress.line() and "about 01:00 left" in progress.line()
+        # a long bar pushes the iteration's own bar out of any tail: the line still knows the iteration
+        f.write("Running generate_until requests: 100%|██████████| 40/40 [01:20<00:00]\n")
+        f.write("cnr revise:  50%|█████     | 1/2 [01:21<01:21, 81.0s/iteration]\n")
+        f.write("x" * 20_000 + "\n")
+        f.write("Running generate_until requests:  10%|█         | 3/29 [00:03<00:01, 30.0it/s]\r")
+        f.flush()
+        line = progress.line()
+    assert "iteration 2 of 2, requests 3/29" in line and "about 00:26 left" in line  # 26 left at 1 per second
 
 
 def test_install_says_which_step_compiles_llama_cpp():
