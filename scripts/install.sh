@@ -90,7 +90,12 @@ fi
 
 step "cnr-plugin wheel into the environments"
 rm -rf build dist
-.venv/bin/pip wheel -q --no-deps --no-build-isolation -w dist . 2>/dev/null || .venv/bin/pip wheel -q --no-deps -w dist .
+# without build isolation first (no download of setuptools); where that fails, why is kept in the log
+mkdir -p .ci/logs
+if ! .venv/bin/pip wheel -q --no-deps --no-build-isolation -w dist . >.ci/logs/wheel.log 2>&1; then
+  echo "building the wheel without build isolation failed (why: .ci/logs/wheel.log); building it isolated"
+  .venv/bin/pip wheel -q --no-deps -w dist . >>.ci/logs/wheel.log 2>&1 || { tail -20 .ci/logs/wheel.log; exit 1; }
+fi
 WHEEL=$(ls dist/cnr_plugin-*.whl)
 # dependencies first, then the wheel itself afresh (same version number, new contents)
 .venv/bin/pip install -q -c scripts/constraints.txt "${WHEEL}[axolotl,eval,ifeval,dev]"
@@ -99,7 +104,7 @@ if [ "$PY312_STACK" = 1 ]; then
   .venv-py312/bin/pip install -q -c scripts/constraints-py312.txt "${WHEEL}[axolotl,eval,dev]"
   .venv-py312/bin/pip install -q --force-reinstall --no-deps "$WHEEL"
 fi
-.venv-eval/bin/pip install -q "${WHEEL}[eval,ifeval,dev]" "lm-eval[api,ifeval]==0.4.13"
+.venv-eval/bin/pip install -q "${WHEEL}[eval,ifeval,dev,docs]" "lm-eval[api,ifeval]==0.4.13"
 .venv-eval/bin/pip install -q --force-reinstall --no-deps "$WHEEL"
 .venv-llama/bin/pip install -q "$WHEEL"   # core only: the tests ask it where the GGUF file is
 .venv-llama/bin/pip install -q --force-reinstall --no-deps "$WHEEL"

@@ -1,0 +1,64 @@
+"""The documentation site in a real browser (issue 34): a page renders, the navigation leads to another
+page, and the search finds a term that only one page explains. Runs in .venv-annotate (Playwright drives
+Debian Chromium); the site is built by the mkdocs of .venv-eval, where scripts/install.sh puts [docs]."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import subprocess
+import threading
+from pathlib import Path
+
+from conftest import ROOT, missing
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+def serve(folder: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    handler.log_message = lambda *args: None  # type: ignore[method-assign]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}/"
+
+
+def test_docs_site_in_a_browser(tmp_path):
+    if not Path(CHROMIUM).exists():
+        missing("needs Debian's chromium (apt-get install chromium)")
+    mkdocs = ROOT / ".venv-eval" / "bin" / "mkdocs"
+    if not mkdocs.exists():
+        missing("needs .venv-eval's mkdocs (scripts/install.sh installs cnr-plugin[docs] there)")
+    from playwright.sync_api import sync_playwright
+
+    site = tmp_path / "site"
+    proc = subprocess.run([str(mkdocs), "build", "--strict", "--site-dir", str(site)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300, env=dict(os.environ, NO_MKDOCS_2_WARNING="1"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    server, url = serve(site)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+                "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--no-first-run"])
+            page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+            page.goto(url)
+            assert page.locator("h1").first.inner_text() == "cnr-plugin"
+            # the navigation: a click on "Getting started" opens that page
+            page.locator("nav.md-nav--primary").get_by_role("link", name="Getting started", exact=True).first.click()
+            page.wait_for_url(url + "getting-started/")
+            assert page.locator("h1").first.inner_text() == "Getting started"
+            assert "bash scripts/demo.sh" in page.locator("article").inner_text()
+            # the search: a term one page explains leads there
+            page.locator("label.md-search__icon, .md-search__input").first.click()
+            page.locator("input.md-search__input").fill("disagreement")
+            result = page.locator(".md-search-result__item a").first
+            result.wait_for(timeout=30_000)
+            result.click()
+            page.wait_for_load_state()
+            assert "/judges/" in page.url or "/reference/options/" in page.url or "/evaluation/" in page.url, page.url
+            page.screenshot(path=str(tmp_path / "docs_site.png"))
+            browser.close()
+    finally:
+        server.shutdown()
