@@ -15,7 +15,7 @@ Logs of every tool go to runs/demo/*.log, and what the libraries imported by the
 (torch's and torchao's warnings, say) to runs/demo/demo.log: the terminal shows only the demo's own
 lines — one progress line per phase and the results.
 
-Sizes (for a quick check of the whole path, as tests/test_docs.py runs it): CNR_DEMO_ITEMS (40),
+Sizes (for a quick check of the whole path): CNR_DEMO_ITEMS (40),
 CNR_DEMO_STEPS (60), CNR_DEMO_RECORDS (1000), CNR_DEMO_MAX_GEN_TOKS (128), CNR_DEMO_BASE (a local
 model folder instead of the converted SmolLM2), CNR_DEMO_WORKDIR (runs/demo).
 """
