@@ -12,9 +12,11 @@ not depend on what else is installed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,8 +62,33 @@ def table(model: Any, skip: frozenset[str] = frozenset()) -> str:
     return "\n".join(rows)
 
 
+@contextlib.contextmanager
+def _builtins_only() -> Iterator[None]:
+    """Built-in plugins only while the page is rendered: it must not depend on what else is installed.
+
+    The environment and the plugin table are put back afterwards, so that a process that renders the
+    page (the docs tests do, in pytest's process) still sees the plugins it had."""
+    from cnr_plugin import plugins
+
+    old = os.environ.get("CNR_LOAD_PLUGINS")
+    os.environ["CNR_LOAD_PLUGINS"] = ""
+    plugins.reset()
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("CNR_LOAD_PLUGINS", None)
+        else:
+            os.environ["CNR_LOAD_PLUGINS"] = old
+        plugins.reset()
+
+
 def render() -> str:
-    os.environ["CNR_LOAD_PLUGINS"] = ""  # built-ins only: the page must not depend on the environment
+    with _builtins_only():
+        return _render()
+
+
+def _render() -> str:
     from cnr_plugin.axolotl.args import CnRArgs, Hardware
     from cnr_plugin.evaluation.run import RunConfig
     from cnr_plugin.judges.config import JudgeConfig

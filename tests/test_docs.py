@@ -241,3 +241,24 @@ demo.say("the demo's own line")
     for noise in ("library print", "register_constant", "a user warning", "Failed to load", "C extension on fd 2",
                   "C extension on fd 1"):
         assert noise in log, noise
+
+
+def test_rendering_the_options_page_leaves_the_process_plugins_alone(monkeypatch):
+    """The page is rendered from built-ins only, and the process that renders it keeps its own plugins
+    afterwards: CI once lost the entry-point plugins of every later test because of this."""
+    from cnr_plugin import plugins
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import docs_reference
+
+    monkeypatch.delenv("CNR_LOAD_PLUGINS", raising=False)
+    monkeypatch.syspath_prepend(str(ROOT / "tests" / "plugin_fixture"))
+    plugins.reset()
+    try:
+        assert "length" in plugins.get_judges()
+        assert "Judge `length`" not in docs_reference.render()
+        assert "CNR_LOAD_PLUGINS" not in os.environ
+        assert "length" in plugins.get_judges()
+    finally:
+        sys.modules.pop("cnr_brackets", None)
+        plugins.reset()
