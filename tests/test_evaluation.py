@@ -492,3 +492,26 @@ def test_each_distinct_request_is_sent_once_within_a_run(tmp_path, picks, report
     again = CountingReviser(reports_each)
     out2, sent2 = cached_generate(again, requests[::-1] + requests, cache)
     assert out2 == out[::-1] + out and sent2 == (0 if cached else len(set(picks)))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.dictionaries(st.text(min_size=1, max_size=4), st.tuples(st.sampled_from([0.0, 0.5, 1.0]),
+                                                                   st.sampled_from([0.0, 0.5, 1.0])),
+                       min_size=1, max_size=12), st.randoms())
+def test_paired_difference_is_a_function_of_the_items_not_their_order(scores, rnd):
+    """trained minus control: the same number whatever order the items come in, the opposite sign
+    when the two sides swap, and a finite p-value (1 where no item changed sides; a NaN broke the JSON)."""
+    from cnr_plugin.evaluation.stats import paired_difference
+
+    a = {k: v[0] for k, v in scores.items()}
+    b = {k: v[1] for k, v in scores.items()}
+    keys = list(scores)
+    rnd.shuffle(keys)
+    d = paired_difference(a, b, n_boot=200)
+    assert d == paired_difference({k: a[k] for k in keys}, {k: b[k] for k in keys}, n_boot=200)
+    swapped = paired_difference(b, a, n_boot=200)
+    assert swapped["mean"] == pytest.approx(-d["mean"]) and (swapped["wins"], swapped["losses"]) == (d["losses"], d["wins"])
+    assert swapped["sign_test_p"] == pytest.approx(d["sign_test_p"])
+    assert 0.0 < d["sign_test_p"] <= 1.0
+    if d["wins"] == d["losses"] == 0:
+        assert d["sign_test_p"] == 1.0

@@ -62,7 +62,7 @@ def paired_difference(a: Mapping[str, float], b: Mapping[str, float], n_boot: in
                 "sign_test_p": float("nan")}
     lo, hi = bootstrap_ci(list(d), n_boot=n_boot, level=level, seed=seed, scale=(-1.0, 1.0))
     wins, losses = int((d > 0).sum()), int((d < 0).sum())
-    p = float("nan")
+    p = 1.0  # no item changed sides: nothing speaks against "no difference" (not NaN, which JSON cannot hold)
     if wins + losses:
         from scipy.stats import binomtest
 
