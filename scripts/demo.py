@@ -17,7 +17,8 @@ lines — one progress line per phase and the results.
 
 Sizes (for a quick check of the whole path): CNR_DEMO_ITEMS (40),
 CNR_DEMO_STEPS (60), CNR_DEMO_RECORDS (1000), CNR_DEMO_MAX_GEN_TOKS (128), CNR_DEMO_BASE (a local
-model folder instead of the converted SmolLM2), CNR_DEMO_WORKDIR (runs/demo).
+model folder instead of the converted SmolLM2), CNR_DEMO_WORKDIR (runs/demo), CNR_DEMO_PORT (8765,
+the llama.cpp judge's). tests/test_docs.py::test_the_demo_at_a_tiny_size runs the whole path this way.
 """
 
 from __future__ import annotations
