@@ -64,9 +64,10 @@ def validate(files: tuple[Path, ...], tokenizer: str | None, sequence_len: int, 
     from .plugins import get_format
     from .records import field_map, read_records, too_long
 
-    records = read_records(files, fields=field_map(fields_spec, option="--fields"))
+    fmt = get_format(fmt_name)  # the options first: a mistyped --format fails before any file is read
+    fields = field_map(fields_spec, option="--fields")
+    records = read_records(files, fields=fields)
     click.echo(f"{len(records)} valid CnR records in {len(files)} file(s)")
-    fmt = get_format(fmt_name)
     if not tokenizer:
         long = too_long(records, fmt, sequence_len)
         if long:

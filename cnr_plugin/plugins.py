@@ -16,7 +16,7 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
-from .errors import CnRError, closest
+from .errors import CnRError, closest, did_you_mean
 
 ENTRY_POINT_GROUP = "cnr_plugin"
 DEFAULT_PLUGINS = ("cnr_plugin.default_plugins.formats", "cnr_plugin.default_plugins.judges")
@@ -59,8 +59,29 @@ def _new_manager() -> pluggy.PluginManager:
     if wanted_names:
         missing = wanted_names - found
         if missing:
-            raise PluginError(f"CNR_LOAD_PLUGINS names plugins that are not installed: {', '.join(sorted(missing))}")
+            raise PluginError(_not_installed(sorted(missing)))
     return pm
+
+
+def _not_installed(missing: list[str]) -> str:
+    """CNR_LOAD_PLUGINS takes entry-point names: say which are installed, and map a distribution
+    name (``cnr-shorter``) or a near miss to the entry-point name it should be."""
+    installed = {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    by_dist: dict[str, str] = {}
+    for name, ep in installed.items():
+        dist = getattr(ep, "dist", None)
+        if dist is not None:
+            by_dist.setdefault(dist.name.lower().replace("_", "-"), name)
+    hints = []
+    for name in missing:
+        dist = name.lower().replace("_", "-")
+        if dist in by_dist:
+            hints.append(f"{name} (a distribution; its entry-point name is '{by_dist[dist]}')")
+        else:
+            hints.append(f"{name}{did_you_mean(name, installed)}")
+    known = ", ".join(sorted(installed)) or "none"
+    return (f"CNR_LOAD_PLUGINS names plugins that are not installed: {'; '.join(hints)} "
+            f"(it takes entry-point names of the '{ENTRY_POINT_GROUP}' group; installed: {known})")
 
 
 def get_plugin_manager() -> pluggy.PluginManager:
@@ -133,7 +154,10 @@ def get_judges() -> dict[str, Any]:
 def _lookup(kind: str, name: str, table: dict[str, Any]) -> Any:
     if name in table:
         return table[name]
-    raise PluginError(f"{closest(name, table, kind)} (known: {', '.join(sorted(table))})")
+    wanted = os.environ.get("CNR_LOAD_PLUGINS")
+    note = (f"; CNR_LOAD_PLUGINS={wanted!r} loads only those outside plugins (unset it to load every installed one)"
+            if wanted is not None else "")
+    raise PluginError(f"{closest(name, table, kind)} (known: {', '.join(sorted(table))}){note}")
 
 
 def get_format(name: str) -> Any:

@@ -18,8 +18,9 @@ def format_table(runs: list[Run]) -> str:
     for run in runs:
         for it, (wr, lo, hi) in sorted(run.points.items()):
             lc = run.lc.get(it)
-            lc_cells = f"{lc[0]:>12.3f}   [{lc[1]:.3f}, {lc[2]:.3f}]" if lc else f"{'-':>12}"
-            lines.append(f"{_short(run.name):<48} {it:>4} {wr:>9.3f}   [{lo:.3f}, {hi:.3f}] {lc_cells}")
+            # a figure lm-eval wrote as null (nothing judged at that iteration) is "n/a"
+            lc_cells = f"{fig(lc[0], 3):>12}   [{fig(lc[1], 3)}, {fig(lc[2], 3)}]" if lc else f"{'-':>12}"
+            lines.append(f"{_short(run.name):<48} {it:>4} {fig(wr, 3):>9}   [{fig(lo, 3)}, {fig(hi, 3)}] {lc_cells}")
     return "\n".join(lines)
 
 

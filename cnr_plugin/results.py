@@ -38,50 +38,53 @@ OUTCOMES = ("won", "tied", "lost", "not judged", NO_REVISION)
 
 # -- metric names (lm-eval's table) -----------------------------------------------------------------
 
-#: per run: (metric, aggregation of the cnr_utils module or lm-eval's own, higher is better)
+#: per run: (metric, aggregation of the cnr_utils module or lm-eval's own, higher is better). The
+#: direction is None (no arrow in lm-eval's table) for counters, run accounting and diagnostics
+#: whose ideal is not an end of the scale (a judge naming position A half the time is right)
 PER_RUN = (
-    ("n_items", "total", True),
+    ("n_items", "total", None),
     ("n_failed", "total", False),
     ("n_unparsed", "total", False),
     ("n_revision_parse_failures", "total", False),  # generations with no usable revision
     ("n_skipped_oversized", "total", False),
-    ("reviser_requests", "mean", False),
-    ("accept_judgments", "mean", False),
+    ("reviser_requests", "mean", None),
+    ("accept_judgments", "mean", None),
     # how the judge behaved (cnr_plugin/evaluation/diagnostics.py): shares summed over documents
     ("judge_consistency", "share", True),
-    ("judge_position_a", "share", False),
-    ("judge_prefers_longer", "share", False),
-    ("judge_tie_share", "share", False),
+    ("judge_position_a", "share", None),
+    ("judge_prefers_longer", "share", None),
+    ("judge_tie_share", "share", None),
     ("judge_unparsed_share", "share", False),
     # what the judge cost, for the whole run (every document carries the run's figures)
-    ("judge_calls", "same", False),
-    ("judge_cached", "same", True),
-    ("judge_tokens_in", "same", False),
-    ("judge_tokens_out", "same", False),
-    ("judge_cost", "same", False),
-    ("judge_calls_without_usage", "same", False),
+    ("judge_calls", "same", None),
+    ("judge_cached", "same", None),
+    ("judge_tokens_in", "same", None),
+    ("judge_tokens_out", "same", None),
+    ("judge_cost", "same", None),
+    ("judge_calls_without_usage", "same", None),
     # what the reviser cost (the inner lm-eval model's tokenizer counts its tokens where it has one)
-    ("reviser_calls", "same", False),
-    ("reviser_cached", "same", True),
-    ("reviser_tokens_in", "same", False),
-    ("reviser_tokens_out", "same", False),
-    ("reviser_cost", "same", False),
-    ("reviser_calls_without_usage", "same", False),
+    ("reviser_calls", "same", None),
+    ("reviser_cached", "same", None),
+    ("reviser_tokens_in", "same", None),
+    ("reviser_tokens_out", "same", None),
+    ("reviser_cost", "same", None),
+    ("reviser_calls_without_usage", "same", None),
 )
 #: the judge diagnostics lm-eval's table shows, by their name in :mod:`cnr_plugin.evaluation.diagnostics`
 JUDGE_SHARES = ("consistency", "position_a", "prefers_longer", "tie_share", "unparsed_share")
-#: per iteration k: (metric template, aggregation, higher is better, first iteration it exists for)
+#: per iteration k: (metric template, aggregation, higher is better, first iteration it exists for);
+#: an interval's bounds have no direction of their own
 PER_ITERATION = (
     ("winrate_iter{k}", "winrate", True, 1),
-    ("winrate_iter{k}_ci95_lo", "ci95_lo", True, 1),
-    ("winrate_iter{k}_ci95_hi", "ci95_hi", True, 1),
+    ("winrate_iter{k}_ci95_lo", "ci95_lo", None, 1),
+    ("winrate_iter{k}_ci95_hi", "ci95_hi", None, 1),
     ("winrate_vs_prev_iter{k}", "winrate", True, 2),
     ("lc_winrate_iter{k}", "lc_winrate", True, 1),
-    ("lc_winrate_iter{k}_ci95_lo", "lc_ci95_lo", True, 1),
-    ("lc_winrate_iter{k}_ci95_hi", "lc_ci95_hi", True, 1),
-    ("len_ratio_iter{k}", "mean", False, 1),
-    ("stopped_iter{k}", "mean", False, 1),
-    ("rejected_iter{k}", "mean", False, 1),
+    ("lc_winrate_iter{k}_ci95_lo", "lc_ci95_lo", None, 1),
+    ("lc_winrate_iter{k}_ci95_hi", "lc_ci95_hi", None, 1),
+    ("len_ratio_iter{k}", "mean", None, 1),
+    ("stopped_iter{k}", "mean", None, 1),
+    ("rejected_iter{k}", "mean", None, 1),
     # judge: ifeval: IFEval's accuracies of the texts (iteration 0: the originals), as (followed, asked) pairs
     ("ifeval_prompt_strict_iter{k}", "share", True, 0),
     ("ifeval_inst_strict_iter{k}", "share", True, 0),
@@ -92,7 +95,7 @@ _TEXT_METRIC = re.compile(r"^ifeval_(\w+?)_iter(\d+)$")
 _WINRATE_METRIC = re.compile(r"^(lc_)?winrate_iter(\d+)(_ci95_lo|_ci95_hi)?$")
 
 
-def task_metrics(max_iterations: int) -> list[tuple[str, str, bool]]:
+def task_metrics(max_iterations: int) -> list[tuple[str, str, bool | None]]:
     """Every metric of the cnr_winrate task, as its YAML's ``metric_list`` must name them."""
     out = list(PER_RUN)
     for template, aggregation, higher, first in PER_ITERATION:

@@ -25,6 +25,13 @@ def test_validate(tmp_path):
     assert proc.stderr.strip() == f"Error: {bad}:2: field 'revision': is missing"
 
 
+def test_validate_checks_its_options_before_the_files(tmp_path):
+    """A mistyped --format is the only line: no "34 valid CnR records" before it, no file read."""
+    proc = cnr("validate", SAMPLE, "--format", "plian")
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr.strip() == "Error: unknown CnR format 'plian'; did you mean 'plain'? (known: chat, plain)"
+
+
 def test_formats_and_plugins_listing():
     assert "plain" in cnr("formats").stdout
     assert json.loads(cnr("plugins").stdout)[0]["distribution"] == "cnr-plugin"

@@ -105,3 +105,37 @@ def test_hooks_go_through_pluggys_hook_caller(installed_plugin):
     finally:
         undo()
     assert seen == ["register_judges", "register_formats"]
+
+
+def test_cnr_load_plugins_messages_name_what_is_installed(installed_plugin, monkeypatch):
+    """A distribution name (what `pip install` took) is mapped to its entry-point name; a near miss
+    gets a suggestion; every message lists what is installed; a judge or format that the variable
+    filtered out says so."""
+    monkeypatch.setenv("CNR_LOAD_PLUGINS", "cnr-brackets")
+    plugins.reset()
+    with pytest.raises(plugins.PluginError) as err:
+        plugins.get_formats()
+    msg = str(err.value)
+    assert "cnr-brackets (a distribution; its entry-point name is 'brackets')" in msg
+    assert "installed: brackets, length" in msg and "\n" not in msg
+    monkeypatch.setenv("CNR_LOAD_PLUGINS", "brakets")
+    plugins.reset()
+    with pytest.raises(plugins.PluginError, match="brakets; did you mean 'brackets'"):
+        plugins.get_formats()
+    monkeypatch.setenv("CNR_LOAD_PLUGINS", "brackets")
+    plugins.reset()
+    with pytest.raises(plugins.PluginError, match="unknown judge 'length'.*CNR_LOAD_PLUGINS='brackets' loads only"):
+        plugins.get_judge("length")
+
+
+@pytest.mark.parametrize("options, key", [
+    ({"judge": "length", "prefer": True}, "prefer"),             # a plugin's own option
+    ({"judge": "openai", "max_tokens": "32"}, "max_tokens"),     # a built-in's: "32" is not silently 32
+    ({"judge": "openai", "max_tokens": True}, "max_tokens"),     # nor true silently 1
+    ({"judge": "oracle", "concurrency": "8"}, "concurrency"),    # a shared key
+])
+def test_judge_options_are_validated_strictly(installed_plugin, options, key):
+    from cnr_plugin.judges import JudgeConfigError, load_judge_config
+
+    with pytest.raises(JudgeConfigError, match=f"'{key}'"):
+        load_judge_config({"check_reachable": False, **options} if options["judge"] == "openai" else options)

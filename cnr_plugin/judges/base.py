@@ -33,9 +33,10 @@ class JudgeOptions(BaseModel):
     A judge declares a subclass as its ``Options``; the YAML is validated against it (an unknown
     key is an error with a suggestion). Every field enters the cache key of the judge's verdicts
     except those named in ``not_in_key`` (timeouts, retries, where the API key is read from:
-    settings that cannot change a verdict)."""
+    settings that cannot change a verdict). Validation is strict: ``"5"`` or ``true`` for a number
+    is an error naming the key, not a silent 5 or 1."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     not_in_key: ClassVar[frozenset[str]] = frozenset()
 

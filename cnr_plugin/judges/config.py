@@ -23,7 +23,7 @@ from .base import JudgeConfigError, JudgeOptions
 class JudgeConfig(BaseModel):
     """The shared settings of a judge, and the judge's own validated ``options``."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)  # "8" or true for a number is an error
 
     judge: str = Field("openai", description="registered judge: openai, oracle, or one a plugin adds")
     concurrency: int = Field(8, ge=1, le=256, description="judge calls in flight at once")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -18,14 +19,37 @@ def read_items(run: RunConfig) -> list[Item]:
     return [Item.from_record(p) for p in pairs]
 
 
+#: fingerprints of the documents this evaluation built: requests that carry another document were
+#: built by an earlier run (lm-eval's ``--cache_requests``) and may hold other options or items
+_BUILT: set[str] = set()
+
+
+def _fingerprint(doc: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+
+
 def make_docs(run: RunConfig, items: list[Item]) -> list[dict[str, Any]]:
     """One document per item. Columns keep one type (``datasets`` needs that): ``prompt`` is text
     (a conversation as marked turns, for logs and pages) and ``conversation`` holds the turns as
-    JSON ("" for a single-turn prompt)."""
-    run_json = run.model_dump_json()
-    return [{"id": it.id, "prompt": prompt_text(it.prompt), "response": it.response, "system": it.system or "",
+    JSON ("" for a single-turn prompt); ``cnr_set`` names the options the user gave (the others
+    are defaults another source, such as ``--gen_kwargs``, may set)."""
+    run_json, given = run.model_dump_json(), json.dumps(sorted(run.model_fields_set))
+    docs = [{"id": it.id, "prompt": prompt_text(it.prompt), "response": it.response, "system": it.system or "",
              "conversation": json.dumps(conversation(it.prompt)) if conversation(it.prompt) else "",
-             "meta": json.dumps(it.meta), "cnr_run": run_json} for it in items]
+             "meta": json.dumps(it.meta), "cnr_run": run_json, "cnr_set": given} for it in items]
+    _BUILT.update(_fingerprint(d) for d in docs)
+    return docs
+
+
+def forget_built_docs() -> None:
+    """A new evaluation starts (``--model cnr`` is made before lm-eval loads the tasks): requests
+    built for an earlier one in this process are stale from now on."""
+    _BUILT.clear()
+
+
+def built_here(doc: dict[str, Any]) -> bool:
+    """Whether this process built ``doc`` (from this command's options and files)."""
+    return _fingerprint(dict(doc)) in _BUILT
 
 
 def doc_prompt(doc: dict[str, Any]) -> Any:

@@ -9,6 +9,12 @@ iteration, so hf / vllm / API models batch as usual) and returns every iteration
 and revision; the task's filter judges them and its metrics turn verdicts into win rates.
 Model arguments other than those below go to the inner model unchanged.
 
+Requests of other tasks (``--tasks cnr_winrate,gsm8k``) go to the inner model unchanged, so one
+command evaluates CnR and a usual suite. lm-eval's options that would change the reviser's input
+(``--num_fewshot``, ``--apply_chat_template``, ``--fewshot_as_multiturn``, ``--system_instruction``)
+and ``--use_cache`` (its key is the request text, which does not hold the run options) are refused
+for cnr_winrate in one line before any generation; ``--gen_kwargs max_gen_toks=N`` is honoured.
+
 Own arguments: ``inner`` (lm-eval model name, required), ``cache_revisions`` (default true: every
 generation is kept in the sqlite cache as it arrives, so a re-run or a resumed run never generates
 it again; false to always generate), ``cache`` (cache file path).
@@ -33,9 +39,13 @@ from cnr_plugin.formats import Prompted
 from cnr_plugin.plugins import get_format
 
 from . import CnRRunError, run_errors
-from .docs import doc_items
+from .docs import doc_items, forget_built_docs
 
 OWN_ARGS = ("inner", "cache_revisions", "cache")
+#: how many ``--model cnr`` this process made: lm-eval makes the model before it loads the tasks, so
+#: cnr_winrate's documents can tell whether the reviser is wrapped (the CLI also merges the model
+#: arguments into the task metadata; ``simple_evaluate`` with a ``task_manager`` does not)
+WRAPPERS_MADE = 0
 
 
 def local_fingerprint(args: dict[str, Any]) -> str:
@@ -106,7 +116,10 @@ class LMEvalBackend:
 class CnRLM(LM):
     def __init__(self, inner_lm: LM, inner_name: str, inner_kwargs: dict[str, Any], cache_revisions: bool = True,
                  cache: str | None = None):
+        global WRAPPERS_MADE
         super().__init__()
+        WRAPPERS_MADE += 1
+        forget_built_docs()  # lm-eval makes the model, then loads the tasks: the documents of this evaluation follow
         self.inner = inner_lm
         self.identity = f"lm_eval:{inner_name}:{json.dumps(inner_kwargs, sort_keys=True, default=str)}"
         if cache_revisions:
@@ -159,16 +172,78 @@ class CnRLM(LM):
     def apply_chat_template(self, chat_history: list[dict[str, str]], add_generation_prompt: bool = True) -> Any:
         return self.inner.apply_chat_template(chat_history, add_generation_prompt=add_generation_prompt)
 
+    def set_cache_hook(self, cache_hook: Any) -> None:
+        """lm-eval's ``--use_cache`` wraps the model in a ``CachingLM`` that keys each answer by the
+        request text: a cnr_winrate re-run with other options (iterations, judge, format) would get
+        the old answers. Refused; this model caches every generation and verdict itself, by keys
+        that hold all of them."""
+        if getattr(cache_hook, "dbdict", None) is not None:
+            raise CnRRunError("--use_cache is not supported with --model cnr: lm-eval keys it by the request text, "
+                              "which does not hold the run options (iterations, judge, format), so a re-run with "
+                              "other options would return old numbers; drop it — --model cnr keeps every "
+                              "generation and verdict in its own cache (cache_revisions, on by default)")
+        super().set_cache_hook(cache_hook)
+
     def generate_until(self, requests: list[Instance], disable_tqdm: bool = False) -> list[str]:
-        if not requests:
-            return []
+        """cnr_winrate's requests run the loop, one batch per run configuration; every other task's
+        requests go to the inner model, and the answers come back in the order asked."""
+        groups: dict[str, list[int]] = {}
+        others: list[int] = []
+        for i, req in enumerate(requests):
+            doc = req.doc if isinstance(req.doc, dict) else {}
+            if "cnr_run" in doc:
+                groups.setdefault(doc["cnr_run"], []).append(i)
+            else:
+                others.append(i)
+        for idx in groups.values():
+            self._check_requests([requests[i] for i in idx])
+        out: list[str] = [""] * len(requests)
+        if others:
+            answers = self.inner.generate_until([requests[i] for i in others], disable_tqdm=disable_tqdm)
+            for i, answer in zip(others, answers):
+                out[i] = answer
+        for idx in groups.values():
+            for i, answer in zip(idx, self._revise([requests[i] for i in idx], disable_tqdm)):
+                out[i] = answer
+        return out
+
+    def _check_requests(self, requests: list[Instance]) -> None:
+        """Before any generation: lm-eval's options that cnr_winrate cannot honour are refused in one line."""
+        from .docs import built_here
+        from .tasks import doc_to_text
+
+        doc = requests[0].doc
+        if not built_here(doc):
+            raise CnRRunError("these requests were built with other run options than this command's (lm-eval's "
+                              "--cache_requests kept them from an earlier run); re-run with --cache_requests refresh "
+                              "or without it")
+        for req in requests:
+            if req.args[0] != doc_to_text(req.doc):
+                raise CnRRunError("the reviser's input is built by the CnR format, so --num_fewshot, "
+                                  "--apply_chat_template, --fewshot_as_multiturn and --system_instruction cannot reach "
+                                  "it; drop them (solved examples: --metadata '{\"fewshot\": N}'; the chat template: "
+                                  "'{\"format\": \"chat\"}')")
+        run = RunConfig.from_doc(doc)
+        if run.format != "chat" and _chat_only(self.inner):
+            raise CnRRunError(f"the inner model {type(self.inner).__name__} takes chat messages only: add "
+                              "\"format\": \"chat\" to --metadata (or use local-completions)")
+        asked = requests[0].args[1].get("max_gen_toks")
+        if asked is not None and "max_gen_toks" in json.loads(doc.get("cnr_set") or "[]") \
+                and int(asked) != run.max_gen_toks:
+            raise CnRRunError(f"--gen_kwargs max_gen_toks={asked} and --metadata max_gen_toks={run.max_gen_toks} "
+                              "disagree: give one of them")
+
+    def _revise(self, requests: list[Instance], disable_tqdm: bool) -> list[str]:
         docs = [req.doc for req in requests]
         run = RunConfig.from_doc(docs[0])
         fmt = get_format(run.format)
         gen_kwargs = dict(requests[0].args[1])
         until = list(gen_kwargs.get("until") or [])
         gen_kwargs["until"] = until + [s for s in fmt.stop_sequences() if s not in until]
-        gen_kwargs["max_gen_toks"] = run.max_gen_toks
+        # --gen_kwargs max_gen_toks=N wins over the run's default (a conflict with --metadata was refused)
+        gen_kwargs["max_gen_toks"] = int(gen_kwargs.get("max_gen_toks") or run.max_gen_toks)
+        if gen_kwargs["max_gen_toks"] != run.max_gen_toks:
+            run = run.model_copy(update={"max_gen_toks": gen_kwargs["max_gen_toks"]})
         backend = LMEvalBackend(self.inner, gen_kwargs, f"{self.identity}:{json.dumps(gen_kwargs, sort_keys=True)}")
         with run_errors():
             examples = examples_for(run)
@@ -208,8 +283,18 @@ class CnRLM(LM):
             return context - run.max_gen_toks, count
         return DEFAULT_MAX_INPUT_TOKENS, count
 
+    # other tasks' requests are the inner model's (cnr_winrate asks only generate_until)
     def loglikelihood(self, requests, disable_tqdm: bool = False):
-        raise CnRRunError("--model cnr only serves the cnr_winrate tasks (generate_until)")
+        return self.inner.loglikelihood(requests, disable_tqdm=disable_tqdm)
 
     def loglikelihood_rolling(self, requests, disable_tqdm: bool = False):
-        raise CnRRunError("--model cnr only serves the cnr_winrate tasks (generate_until)")
+        return self.inner.loglikelihood_rolling(requests, disable_tqdm=disable_tqdm)
+
+
+def _chat_only(inner: LM) -> bool:
+    """lm-eval's chat-completions models (local, OpenAI, Azure) take a list of messages only."""
+    try:
+        from lm_eval.models.openai_completions import LocalChatCompletion
+    except ImportError:  # an lm-eval without them
+        return False
+    return isinstance(inner, LocalChatCompletion)

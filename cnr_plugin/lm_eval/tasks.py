@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import math
 from typing import Any
 
 from cnr_plugin.cache import Cache
@@ -47,7 +48,9 @@ def load_docs(**kwargs: Any):
     """
     import datasets
 
-    if "inner" not in kwargs:
+    from . import model
+
+    if "inner" not in kwargs and not model.WRAPPERS_MADE:
         raise CnRRunError("the reviser runs through the CnR wrapper model: use --model cnr --model_args "
                           "inner=<your lm-eval model>,<its arguments> (e.g. inner=hf,pretrained=runs/cnr-tiny-cpu)")
     run = _check(run_config, kwargs, ignore=LM_EVAL_KEYS | MODEL_ARG_KEYS | {"inner"})
@@ -107,20 +110,26 @@ def process_results(doc: dict[str, Any], results: list[str]) -> dict[str, Any]:
     return item_metrics(doc["response"], json.loads(results[0]))
 
 
+def _finite(x: float) -> float | None:
+    """A figure for lm-eval's results: None (JSON null) where there is nothing to measure; a NaN
+    would be written as ``NaN``, which strict JSON readers refuse."""
+    return None if x is None or math.isnan(x) else float(x)
+
+
 def total(items: list[float]) -> float:
     return float(sum(items))
 
 
-def share(items: list[tuple[float, float]]) -> float:
+def share(items: list[tuple[float, float]]) -> float | None:
     """A judge diagnostic over the run: its numerators over its denominators, summed over
-    documents (NaN where nothing was there to measure)."""
+    documents (None where nothing was there to measure: every verdict a tie, say)."""
     den = sum(d for _n, d in items)
-    return float(sum(n for n, _d in items) / den) if den else float("nan")
+    return float(sum(n for n, _d in items) / den) if den else None
 
 
-def same(items: list[float]) -> float:
+def same(items: list[float]) -> float | None:
     """A figure of the whole run that every document carries (the judge's calls, tokens, cost)."""
-    return float(max(items)) if items else float("nan")
+    return float(max(items)) if items else None
 
 
 @functools.lru_cache(maxsize=64)
@@ -128,16 +137,16 @@ def _win_rate(items: tuple[float, ...]) -> dict[str, Any]:
     return win_rate(items)
 
 
-def winrate(items: list[float]) -> float:
-    return _win_rate(tuple(sorted(items)))["winrate"]
+def winrate(items: list[float]) -> float | None:
+    return _finite(_win_rate(tuple(sorted(items)))["winrate"])
 
 
-def ci95_lo(items: list[float]) -> float:
-    return _win_rate(tuple(sorted(items)))["ci95"][0]
+def ci95_lo(items: list[float]) -> float | None:
+    return _finite(_win_rate(tuple(sorted(items)))["ci95"][0])
 
 
-def ci95_hi(items: list[float]) -> float:
-    return _win_rate(tuple(sorted(items)))["ci95"][1]
+def ci95_hi(items: list[float]) -> float | None:
+    return _finite(_win_rate(tuple(sorted(items)))["ci95"][1])
 
 
 @functools.lru_cache(maxsize=64)
@@ -145,16 +154,16 @@ def _lc(items: tuple[tuple[float, int, int], ...]) -> dict[str, Any]:
     return length_controlled(list(items))
 
 
-def lc_winrate(items: list[tuple[float, int, int]]) -> float:
-    return _lc(tuple(sorted(map(tuple, items))))["winrate"]
+def lc_winrate(items: list[tuple[float, int, int]]) -> float | None:
+    return _finite(_lc(tuple(sorted(map(tuple, items))))["winrate"])
 
 
-def lc_ci95_lo(items: list[tuple[float, int, int]]) -> float:
-    return _lc(tuple(sorted(map(tuple, items))))["ci95"][0]
+def lc_ci95_lo(items: list[tuple[float, int, int]]) -> float | None:
+    return _finite(_lc(tuple(sorted(map(tuple, items))))["ci95"][0])
 
 
-def lc_ci95_hi(items: list[tuple[float, int, int]]) -> float:
-    return _lc(tuple(sorted(map(tuple, items))))["ci95"][1]
+def lc_ci95_hi(items: list[tuple[float, int, int]]) -> float | None:
+    return _finite(_lc(tuple(sorted(map(tuple, items))))["ci95"][1])
 
 
 __all__ = ["load_docs", "doc_to_text", "judge", "process_results", "total", "share", "same", "winrate", "ci95_lo",

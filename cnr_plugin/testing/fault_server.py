@@ -78,6 +78,7 @@ class Stats:
     answered: Counter = field(default_factory=Counter)       # path -> 200 answers with a body
     succeeded: set = field(default_factory=set)              # keys that got a whole 200 answer
     distinct: Counter = field(default_factory=Counter)       # path -> distinct request bodies
+    max_tokens: Counter = field(default_factory=Counter)     # max_tokens asked by reviser (completions) requests
     usage_in: int = 0                                        # tokens of the usage sent with whole answers
     usage_out: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -92,6 +93,7 @@ class Stats:
         with self.lock:
             return {"requests": dict(self.requests), "outcomes": dict(self.outcomes),
                     "answered": dict(self.answered), "distinct_requests": len(self.attempts),
+                    "max_tokens": {str(k): v for k, v in self.max_tokens.items()},
                     "distinct_by_path": dict(self.distinct),
                     "usage_in": self.usage_in, "usage_out": self.usage_out,
                     "repeated_requests": sum(n - 1 for n in self.attempts.values())}
@@ -205,6 +207,9 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(503, {"error": {"message": "request budget of the fault server is spent"}})
         req = json.loads(body or b"{}")
         judge = self.path.endswith("/chat/completions")
+        if not judge:
+            with srv.stats.lock:
+                srv.stats.max_tokens[req.get("max_tokens")] += 1
         key = hashlib.sha256(self.path.encode() + body).hexdigest()
         with srv.stats.lock:
             attempt = srv.stats.attempts[key]

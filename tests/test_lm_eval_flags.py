@@ -1,0 +1,200 @@
+"""lm-eval's own flags with `--model cnr --tasks cnr_winrate` (issue 33): each one is honoured, with
+the request it changes checked at a scripted server, or refused in one line before any generation.
+Runs with lm-eval 0.4.11 (.venv) and the newest (.venv-eval)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import have, missing
+
+pytestmark = pytest.mark.integration
+LM_EVAL = str(Path(sys.executable).parent / "lm_eval")
+
+
+@pytest.fixture
+def server():
+    if not have("openai") or not have("lm_eval"):
+        missing("needs lm-eval and the openai client (cnr-plugin[eval])")
+    from cnr_plugin.testing.fault_server import FaultPlan, FaultServer
+
+    srv = FaultServer(FaultPlan(), max_requests=5000, max_seconds=600).start()
+    yield srv
+    srv.shutdown()
+
+
+def run(tmp_path: Path, srv, *extra: str, metadata: dict | None = None, tasks: str = "cnr_winrate",
+        out: str = "out", model_args: str = "") -> subprocess.CompletedProcess:
+    judge = tmp_path / "judge.yaml"
+    judge.write_text(yaml.safe_dump({"judge": "openai", "model": "m", "base_url": srv.base_url, "api_key_env": None,
+                                     "structured_output": "none", "concurrency": 4}))
+    meta = {"iterations": 1, "limit": 3, "judge": str(judge), **(metadata or {})}
+    cmd = [LM_EVAL, "--model", "cnr", "--model_args",
+           f"inner=local-completions,base_url={srv.base_url}/completions,model=m,tokenizer_backend=None,"
+           f"tokenized_requests=False{model_args}",
+           "--tasks", tasks, "--metadata", json.dumps(meta), "--output_path", str(tmp_path / out), *extra]
+    return subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                          env=dict(os.environ, CNR_CACHE_DIR=str(tmp_path / "cache"),
+                                   LM_HARNESS_CACHE_PATH=str(tmp_path / "lm-cache")))
+
+
+def results(tmp_path: Path, out: str = "out") -> dict:
+    return json.loads(next((tmp_path / out).rglob("results_*.json")).read_text())
+
+
+def refused(proc: subprocess.CompletedProcess, srv, *words: str) -> None:
+    """One line, exit status 1, no traceback, and not one reviser request sent."""
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("cnr_winrate: "), last
+    for word in words:
+        assert word in last, last
+    assert srv.stats.snapshot()["requests"].get("/v1/completions", 0) == 0
+
+
+@pytest.mark.parametrize("flags, word", [
+    (["--num_fewshot", "2"], "--num_fewshot"),
+    (["--apply_chat_template"], "--apply_chat_template"),
+    (["--system_instruction", "Be brief."], "--system_instruction"),
+])
+def test_flags_that_would_change_the_reviser_input_are_refused(tmp_path, server, flags, word):
+    refused(run(tmp_path, server, *flags), server, word, '"fewshot"')
+
+
+def test_use_cache_is_refused(tmp_path, server):
+    refused(run(tmp_path, server, "--use_cache", str(tmp_path / "lmcache")), server, "--use_cache", "cache_revisions")
+
+
+def test_chat_only_inner_model_without_the_chat_format_is_refused(tmp_path, server):
+    judge = tmp_path / "judge.yaml"
+    judge.write_text(yaml.safe_dump({"judge": "oracle", "checker": "keywords"}))
+    cmd = [LM_EVAL, "--model", "cnr", "--model_args",
+           f"inner=local-chat-completions,base_url={server.base_url}/chat/completions,model=m,tokenizer_backend=None",
+           "--tasks", "cnr_winrate", "--metadata", json.dumps({"iterations": 1, "limit": 2, "judge": str(judge)})]
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                          env=dict(os.environ, CNR_CACHE_DIR=str(tmp_path / "cache")))
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("cnr_winrate: ") and '"format": "chat"' in last, last
+    assert server.stats.snapshot()["requests"].get("/v1/chat/completions", 0) == 0
+
+
+def test_gen_kwargs_max_gen_toks_reaches_the_request(tmp_path, server):
+    proc = run(tmp_path, server, "--gen_kwargs", "max_gen_toks=64")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert server.stats.snapshot()["max_tokens"] == {"64": 3}
+
+
+def test_gen_kwargs_and_metadata_that_disagree_are_refused(tmp_path, server):
+    proc = run(tmp_path, server, "--gen_kwargs", "max_gen_toks=64", metadata={"max_gen_toks": 100})
+    refused(proc, server, "max_gen_toks=64", "max_gen_toks=100")
+
+
+API = """
+import json, sys
+from lm_eval import simple_evaluate
+from lm_eval.tasks import TaskManager
+from cnr_plugin.errors import CnRError
+from cnr_plugin.resources import eval_tasks_path
+
+model_args, runs = sys.argv[1], json.loads(sys.argv[2])
+for meta, kwargs in runs:
+    try:
+        out = simple_evaluate(model="cnr", model_args=model_args, tasks=["cnr_winrate"],
+                              task_manager=TaskManager(include_path=str(eval_tasks_path()), metadata=meta), **kwargs)
+        res = out["results"]["cnr_winrate"]
+        print(json.dumps({"ok": sorted(k for k in res if k.startswith("winrate_iter") and "ci95" not in k and "stderr" not in k)}))
+    except CnRError as exc:
+        print(json.dumps({"refused": str(exc)}))
+"""
+
+
+def api(tmp_path: Path, srv, runs: list) -> list[dict]:
+    """The Python API as a user's script calls it: simple_evaluate with a TaskManager of its own
+    (lm-eval then merges no model arguments into the task's metadata)."""
+    judge = tmp_path / "judge.yaml"
+    judge.write_text(yaml.safe_dump({"judge": "openai", "model": "m", "base_url": srv.base_url, "api_key_env": None,
+                                     "structured_output": "none", "concurrency": 4}))
+    runs = [({"limit": 3, "judge": str(judge), **meta}, kwargs) for meta, kwargs in runs]
+    model_args = (f"inner=local-completions,base_url={srv.base_url}/completions,model=m,tokenizer_backend=None,"
+                  "tokenized_requests=False")
+    proc = subprocess.run([sys.executable, "-c", API, model_args, json.dumps(runs)], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=600, env=dict(os.environ, CNR_CACHE_DIR=str(tmp_path / "cache"),
+                                                           LM_HARNESS_CACHE_PATH=str(tmp_path / "lm-cache")))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+
+
+def test_simple_evaluate_with_a_task_manager_of_its_own(tmp_path, server):
+    assert api(tmp_path, server, [({"iterations": 2}, {})]) == [{"ok": ["winrate_iter1,judged",
+                                                                          "winrate_iter2,judged"]}]
+
+
+def test_cache_requests_never_returns_another_runs_numbers(tmp_path, server):
+    """lm-eval's request cache is keyed by the task's name: a re-run with other options got the
+    first run's requests (it reported iteration 1 only, without a word). Now the same options
+    reuse them and other options are refused in one line, before any generation. (lm-eval
+    0.4.11's --cache_requests flag fails in its own argument parser, so the API is what runs.)"""
+    first, same, other = api(tmp_path, server, [({"iterations": 1}, {"cache_requests": True}),
+                                                ({"iterations": 1}, {"cache_requests": True}),
+                                                ({"iterations": 2}, {"cache_requests": True})])
+    assert first == same == {"ok": ["winrate_iter1,judged"]}
+    assert "--cache_requests refresh" in other["refused"], other
+    assert list((tmp_path / "lm-cache").iterdir())  # the cache was used (and kept out of lm-eval's folder)
+
+
+def test_results_json_is_strict_json_and_arrows_only_where_a_direction_exists(tmp_path, server):
+    """Every verdict a tie: the judge's position-A share has nothing to measure. It is null, not
+    NaN (which node and other strict readers refuse); counters and bounds carry no arrow."""
+    from cnr_plugin.testing.fault_server import FaultPlan, FaultServer
+
+    tie = FaultServer(FaultPlan(), max_requests=5000, max_seconds=600, judge_probs=lambda _p: {"tie": 1.0})
+    tie.start()
+    try:
+        proc = run(tmp_path, tie, "--log_samples")
+    finally:
+        tie.shutdown()
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    path = next((tmp_path / "out").rglob("results_*.json"))
+
+    def no_constants(name: str) -> None:
+        raise AssertionError(f"{path.name} holds {name}")
+
+    data = json.loads(path.read_text(), parse_constant=no_constants)
+    res = data["results"]["cnr_winrate"]
+    assert res["judge_position_a,judged"] is None
+    assert res["winrate_iter1_ci95_lo,judged"] <= res["winrate_iter1,judged"] <= res["winrate_iter1_ci95_hi,judged"]
+    hib = data["higher_is_better"]["cnr_winrate"]
+    assert hib["winrate_iter1"] is True and hib["n_failed"] is False
+    for metric in ("judge_position_a", "n_items", "judge_calls", "winrate_iter1_ci95_hi", "reviser_cached"):
+        assert hib[metric] is None, metric
+    table = proc.stdout
+    line = next(row for row in table.splitlines() if "|judge_position_a" in row.replace(" ", ""))
+    assert "↑" not in line and "↓" not in line, line
+
+
+@pytest.mark.parametrize("order", ["cnr_winrate,cnr_test_echo", "cnr_test_echo,cnr_winrate"])
+def test_other_tasks_in_the_same_command_go_to_the_inner_model(tmp_path, server, order):
+    """`--model cnr --tasks cnr_winrate,<a usual generate task>`: the other task's requests reach the
+    inner model as they are (it was a KeyError traceback, in either order)."""
+    data = tmp_path / "echo.jsonl"
+    data.write_text("".join(json.dumps({"question": f"Say {w}.", "answer": w}) + "\n" for w in ("red", "blue")))
+    (tmp_path / "tasks").mkdir()
+    (tmp_path / "tasks" / "cnr_test_echo.yaml").write_text(yaml.safe_dump({
+        "task": "cnr_test_echo", "dataset_path": "json", "dataset_kwargs": {"data_files": {"test": str(data)}},
+        "test_split": "test", "output_type": "generate_until", "doc_to_text": "{{question}}",
+        "doc_to_target": "{{answer}}", "generation_kwargs": {"until": ["\n\n"], "max_gen_toks": 8},
+        "metric_list": [{"metric": "exact_match", "aggregation": "mean", "higher_is_better": True}]}))
+    proc = run(tmp_path, server, "--include_path", str(tmp_path / "tasks"), tasks=order)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = results(tmp_path)["results"]
+    assert "exact_match,none" in res["cnr_test_echo"] and "winrate_iter1,judged" in res["cnr_winrate"]
+    stats = server.stats.snapshot()
+    assert stats["max_tokens"].get("8") == 2  # the echo task's two requests, with its own generation settings
