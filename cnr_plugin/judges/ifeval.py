@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
+import threading
 from typing import Any
 
 from pydantic import Field
@@ -51,11 +52,22 @@ def checkers() -> Any:
     # the language checks (english_capital, english_lowercase, response_language) call langdetect,
     # which samples at random: unseeded, a borderline text is "en" in one run and not in the next,
     # and a verdict would depend on the run. langdetect's documented fix: seed its factory.
-    from langdetect import DetectorFactory
+    from langdetect import DetectorFactory, detector_factory
 
     DetectorFactory.seed = 0
+    # langdetect loads its language profiles lazily into a module global on the first detect(); two
+    # threads that both get there first race ("Need to load profiles") and one text's language
+    # comes out wrong. Loaded now, once, before any judge thread exists.
+    detector_factory.init_factory()
     utils.registry = instructions_registry
     return utils
+
+
+#: lm-eval's IFEval checkers reach module globals that are not thread-safe (langdetect's factory,
+#: nltk's lazy corpus loaders): judge threads run them one at a time. They are pure-Python and
+#: cheap (microseconds to a millisecond a text), so the lock costs a judge run next to nothing
+#: and every verdict is a function of its inputs alone, at any concurrency.
+CHECK_LOCK = threading.Lock()
 
 
 @functools.lru_cache(maxsize=1)
@@ -117,7 +129,8 @@ class IFEvalJudge(JudgeBase):
         inp = self.utils.InputExample(0, ids, prompt, kwargs)
         test = (self.utils.test_instruction_following_loose if (self.options.loose if loose is None else loose)
                 else self.utils.test_instruction_following_strict)
-        return list(test(inp, text).follow_instruction_list)
+        with CHECK_LOCK:
+            return list(test(inp, text).follow_instruction_list)
 
     def text_metrics(self, prompt: str, text: str, meta: dict[str, Any]) -> dict[str, tuple[float, float]]:
         """IFEval's figures of one text, as (followed, asked): prompt-level (1 if all followed, of 1)

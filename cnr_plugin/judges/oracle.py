@@ -9,9 +9,11 @@ Built-in checkers live in this module.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import Field
 
@@ -56,6 +58,11 @@ class OracleOptions(JudgeOptions):
 
     checker: str | None = Field(None, description="'module:function' scoring (prompt, response, meta), or the "
                                 "name of a built-in checker (keywords, reference)")
+    thread_safe: bool = Field(False, description="the checker may run in several judge threads at once; by default "
+                              "the judge calls it one at a time, so a checker with module state (a lazily loaded "
+                              "model, the global random) gives the same verdicts at any concurrency")
+
+    not_in_key: ClassVar[frozenset[str]] = frozenset({"thread_safe"})
 
 
 class OracleJudge(JudgeBase):
@@ -72,6 +79,7 @@ class OracleJudge(JudgeBase):
         if not options.checker:
             raise JudgeConfigError("the oracle judge needs `checker:` (e.g. keywords, or my_module:score)")
         self.checker = load_checker(options.checker)
+        self._lock = contextlib.nullcontext() if options.thread_safe else threading.Lock()
 
     def check_item(self, item: Any) -> None:
         """The checker must be able to score the item's original response."""
@@ -83,6 +91,7 @@ class OracleJudge(JudgeBase):
 
     def judge_one(self, pair: JudgePair) -> Verdict:
         prompt = prompt_text(pair.prompt)  # a checker reads text (a conversation as marked turns)
-        a = self.checker(prompt, pair.a, pair.meta)
-        b = self.checker(prompt, pair.b, pair.meta)
+        with self._lock:
+            a = self.checker(prompt, pair.a, pair.meta)
+            b = self.checker(prompt, pair.b, pair.meta)
         return Verdict("A" if a > b else "B" if b > a else "tie", "ok", f"A={a} B={b}")
