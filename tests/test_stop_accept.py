@@ -218,7 +218,7 @@ def test_lm_eval_adapter_stops_gates_and_reports(tmp_path, monkeypatch):
         docs = list(ds["test"])
         inner = Inner()
         lm = CnRLM(inner, "scripted", {"run": f"{stop_when}-{accept}"}, cache_revisions=False)
-        reqs = [Instance("generate_until", d, ("", {"until": []}), i) for i, d in enumerate(docs)]
+        reqs = [Instance("generate_until", d, (tasks.doc_to_text(d), {"until": []}), i) for i, d in enumerate(docs)]
         filtered = tasks.judge([[r] for r in lm.generate_until(reqs, disable_tqdm=True)], docs)
         per_doc = [tasks.process_results(d, [f]) for d, f in zip(docs, filtered)]
 

@@ -217,13 +217,15 @@ class CnRLM(LM):
             raise CnRRunError("these requests were built with other run options than this command's (lm-eval's "
                               "--cache_requests kept them from an earlier run); re-run with --cache_requests refresh "
                               "or without it")
+        run = RunConfig.from_doc(doc)
         for req in requests:
-            if req.args[0] != doc_to_text(req.doc):
+            # format chat: lm-eval's --apply_chat_template is the switch some chat models need; the
+            # CnR format still builds the messages, so it is accepted there
+            if run.format != "chat" and req.args[0] != doc_to_text(req.doc):
                 raise CnRRunError("the reviser's input is built by the CnR format, so --num_fewshot, "
                                   "--apply_chat_template, --fewshot_as_multiturn and --system_instruction cannot reach "
                                   "it; drop them (solved examples: --metadata '{\"fewshot\": N}'; the chat template: "
                                   "'{\"format\": \"chat\"}')")
-        run = RunConfig.from_doc(doc)
         if run.format != "chat" and _chat_only(self.inner):
             raise CnRRunError(f"the inner model {type(self.inner).__name__} takes chat messages only: add "
                               "\"format\": \"chat\" to --metadata (or use local-completions)")
