@@ -70,8 +70,14 @@ def read_yaml_mapping(path: Any, error: type[CnRError], what: str, empty: Any = 
     line naming file and line, another shape naming what it got; an empty file gives ``empty``."""
     import yaml
 
+    raw = path.read_bytes()
     try:
-        data = yaml.safe_load(path.read_text())
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise error(f"{path}:{line}: invalid UTF-8 at byte {exc.start}") from None
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise error(f"{path}{f':{mark.line + 1}' if mark else ''}: invalid YAML: "

@@ -113,6 +113,9 @@ def preference_rows(item: Mapping[str, Any], rules: ExportRules, judge: str, sou
         if text == original:
             out.append((None, "identical texts"))
             continue
+        made = k  # the iteration that wrote this text: later ones without a new revision keep it
+        while made > 1 and results.get(made - 1) == text:
+            made -= 1
         if labels:  # people judged this pair: their majority decides
             by = "people"
             votes = Counter(labels)
@@ -142,7 +145,8 @@ def preference_rows(item: Mapping[str, Any], rules: ExportRules, judge: str, sou
                     continue
         chosen, rejected = (text, original) if better == "revision" else (original, text)
         out.append(({"prompt": conversation(item), "chosen": _assistant(chosen), "rejected": _assistant(rejected),
-                     "meta": {"id": str(item["id"]), "iteration": int(k), "judge": by, "margin": margin,
+                     "meta": {"id": str(item["id"]), "iteration": int(made), "judged_at": int(k), "judge": by,
+                              "margin": margin,
                               "chosen_is": better, "source": source}}, "kept"))
     return out
 
@@ -183,16 +187,23 @@ def judge_of(path: Path) -> str:
     """The judge a run used, as its results name it (a ``cnr judge`` summary, or lm-eval's run options)."""
     import json
 
+    from .results import ResultsError, read_json_object
+
     folder = path if path.is_dir() else path.parent
     summary = folder / "cnr_results.json"
     if summary.is_file():
-        return str((json.loads(summary.read_text()).get("judge") or {}).get("judge", "judge"))
+        judge = read_json_object(summary).get("judge")
+        return str(judge.get("judge", "judge")) if isinstance(judge, dict) else "judge"
     found = sorted(folder.rglob("samples_cnr_winrate_*.jsonl"))
     if found:
-        first = found[-1].read_text().split("\n", 1)[0]
+        first = found[-1].read_text(errors="replace").split("\n", 1)[0]
         if first.strip():
-            run = json.loads(json.loads(first)["doc"]["cnr_run"])
-            spec = run.get("judge", "default")
+            try:
+                run = json.loads(json.loads(first)["doc"]["cnr_run"])
+                spec = run.get("judge", "default")
+            except (ValueError, KeyError, TypeError, AttributeError):
+                raise ResultsError(f"{found[-1]}:1: field 'doc.cnr_run': not the run options cnr_winrate writes "
+                                   "(a JSON object in a string)") from None
             return spec if isinstance(spec, str) else str(spec.get("judge", "judge"))
     return "none"
 
@@ -211,6 +222,10 @@ def export_run(source: str | Path, out: str | Path, rules: ExportRules, *, human
         raise ExportError(f"{source}: not a run cnr export can read (a `cnr judge` folder, an lm-eval output "
                           f"folder with --log_samples, or `cnr revise` output): {exc}") from None
     people = read_human_labels(Path(human)) if human is not None else None
+    if rules.min_margin > 0 and not any("probs" in j["forward"] for it in items for j in it["judgments"]):
+        raise ExportError(f"--min-margin {rules.min_margin}: {source} holds no probability verdicts (its judge answered "
+                          "A, B or tie, which have no margin); judge with `verdict: probability`, or leave "
+                          "--min-margin out")
     if not any(it.get("steps") for it in items):
         raise ExportError(f"{source}: no revisions in it: not a run cnr export can read (a `cnr judge` folder, an "
                           "lm-eval output folder with --log_samples, or `cnr revise` output)")

@@ -25,11 +25,12 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from .errors import CnRError
+from .errors import CnRError, one_line, validation_error
+from .records import CnRDataError, _id_to_str, iter_rows, validate_row
 
 #: what a generation that the loop could not read a revision from is called, everywhere
 NO_REVISION = "no usable revision"
@@ -261,7 +262,46 @@ def _run_from_lm_eval(path: Path, data: dict[str, Any]) -> Run | None:
     return run
 
 
+class _SummaryRow(BaseModel):
+    """One row of a ``cnr judge`` / people's summary, as far as a run reads it."""
+
+    model_config = ConfigDict(extra="allow")
+
+    against: str
+    iteration: int = Field(ge=1)
+    winrate: float | None
+    ci95: tuple[float | None, float | None]
+    lc_winrate: float | None = None
+    lc_ci95: tuple[float | None, float | None] | None = None
+
+
+class _Summary(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    name: str | None = None
+    rows: list[_SummaryRow]
+    judge_diagnostics: dict[str, Any] | None = None
+    judge_usage: dict[str, Any] | None = None
+
+
+def read_json_object(path: Path) -> dict[str, Any]:
+    """A JSON file that must hold one object; anything else is one line naming the file (and line)."""
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        raise ResultsError(f"{path}: invalid UTF-8 at byte {exc.start}") from None
+    except json.JSONDecodeError as exc:
+        raise ResultsError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg}") from None
+    if not isinstance(data, dict):
+        raise ResultsError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
 def _run_from_summary(path: Path, data: dict[str, Any]) -> Run:
+    try:
+        _Summary.model_validate(data)
+    except ValidationError as exc:
+        raise ResultsError(f"{path}: not a run's summary: {one_line(exc)}") from None
     run = Run(data.get("name") or path.parent.name, str(path))
     for row in data["rows"]:
         if row["against"] == "original":
@@ -300,10 +340,7 @@ def read_runs(paths: Sequence[str | Path]) -> list[Run]:
     verdicts (``cnr annotate compare pull``)."""
     runs = []
     for f in result_files(paths):
-        try:
-            data = json.loads(f.read_text())
-        except json.JSONDecodeError as exc:
-            raise ResultsError(f"{f}:{exc.lineno}: invalid JSON: {exc.msg}") from None
+        data = read_json_object(f)
         run = _run_from_summary(f, data) if "rows" in data else _run_from_lm_eval(f, data)
         if run is not None and run.points:
             runs.append(run)
@@ -332,34 +369,165 @@ def lm_eval_samples(folder: str | Path) -> Path:
     return found[-1]
 
 
-def item_from_lm_eval(row: dict[str, Any]) -> dict[str, Any]:
-    """One line of lm-eval's ``samples_cnr_winrate_*.jsonl`` in the item shape."""
-    resp = row["filtered_resps"]
-    data = json.loads(resp if isinstance(resp, str) else resp[0])
-    doc = row["doc"]
-    meta = doc.get("meta")
-    return {"id": str(doc["id"]), "prompt": json.loads(doc["conversation"]) if doc.get("conversation") else doc["prompt"],
-            "response": doc["response"], "system": doc.get("system") or None,
-            "meta": (json.loads(meta) if isinstance(meta, str) and meta else meta) or {},
+class _VerdictRow(BaseModel):
+    """One position order of a verdict, as :meth:`cnr_plugin.judges.Verdict.as_dict` writes it."""
+
+    model_config = ConfigDict(extra="allow")
+
+    winner: Literal["A", "B", "tie"] | None = None
+    status: Literal["ok", "failed", "unparsed"]
+    raw: str | None = None
+    error: str | None = None
+    probs: dict[Literal["A", "B", "tie"], float] | None = None
+
+
+class JudgmentRow(BaseModel):
+    """One comparison with its two position orders (:class:`cnr_plugin.evaluation.Judged` as a dict)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    item_id: str | None = None
+    iteration: int = Field(ge=1)
+    against: str
+    score: float | None = Field(default=None, ge=0, le=1)
+    status: Literal["ok", "failed", "unparsed"]
+    forward: _VerdictRow
+    backward: _VerdictRow
+
+
+class _ItemStep(BaseModel):
+    """One iteration of an item as the readers use it (:class:`cnr_plugin.evaluation.Step` as a dict; the
+    texts a step only records, ``response`` and ``generation``, may be absent)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    iteration: int = Field(ge=1)
+    result: str
+    response: str | None = None
+    generation: str | None = None
+    critique: str | None = None
+    revision: str | None = None
+    problem: str | None = None
+    stopped: bool = False
+    stop_signal: str | None = None
+    accepted: bool | None = None
+
+
+class ItemRow(BaseModel):
+    """One item of a run in the one item shape (module docstring): what every reader of items checks."""
+
+    model_config = ConfigDict(extra="forbid")
+    file_kind: ClassVar[str] = "a run's items (`cnr judge` samples.jsonl, `cnr revise` output or lm-eval samples)"
+
+    id: str
+    prompt: str | list[dict[str, str]]
+    response: str
+    system: str | None = None
+    meta: dict[str, Any] | None = None
+    steps: list[_ItemStep] = []
+    judgments: list[JudgmentRow] = []
+    skipped: str | None = None
+    final: str | None = None  # `cnr revise` output: the last iteration's text
+
+    _id = field_validator("id", mode="before")(_id_to_str)
+
+    @field_validator("steps")
+    @classmethod
+    def _iterations_in_order(cls, v: list[_ItemStep]) -> list[_ItemStep]:
+        if [s.iteration for s in v] != list(range(1, len(v) + 1)):
+            raise ValueError("must hold iterations 1, 2, ... in order")
+        return v
+
+
+class _LmEvalDoc(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    prompt: str
+    response: str
+    conversation: str = ""
+    system: str | None = ""
+    meta: str | dict[str, Any] | None = None
+
+    _id = field_validator("id", mode="before")(_id_to_str)
+
+
+class LmEvalSample(BaseModel):
+    """One line of lm-eval's ``samples_cnr_winrate_*.jsonl`` as far as the item shape reads it."""
+
+    model_config = ConfigDict(extra="allow")
+    file_kind: ClassVar[str] = "lm-eval's cnr_winrate samples"
+
+    doc: _LmEvalDoc
+    filtered_resps: str | list[str] = Field(min_length=1)
+
+    @property
+    def id(self) -> str:
+        return self.doc.id
+
+
+def _decoded(text: str, field: str, source: str, line: int | None) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CnRDataError(source, line, f"invalid JSON inside the string: {exc.msg} (column {exc.colno})",
+                           field=field) from None
+
+
+def item_from_lm_eval(row: Mapping[str, Any] | LmEvalSample, source: str = "<row>", line: int | None = None
+                      ) -> dict[str, Any]:
+    """One line of lm-eval's ``samples_cnr_winrate_*.jsonl`` in the item shape, checked: an error names
+    ``source``, ``line`` and the field."""
+    sample = row if isinstance(row, LmEvalSample) else validate_row(row, source, line, model=LmEvalSample)
+    resp = sample.filtered_resps
+    data = _decoded(resp if isinstance(resp, str) else resp[0], "filtered_resps", source, line)
+    if not isinstance(data, dict):
+        raise CnRDataError(source, line, f"expected a JSON object inside the string, got {type(data).__name__}",
+                           field="filtered_resps")
+    doc = sample.doc
+    meta = _decoded(doc.meta, "doc.meta", source, line) if isinstance(doc.meta, str) and doc.meta else doc.meta
+    item = {"id": doc.id,
+            "prompt": _decoded(doc.conversation, "doc.conversation", source, line) if doc.conversation else doc.prompt,
+            "response": doc.response, "system": doc.system or None, "meta": meta or {},
             "steps": data.get("steps", []), "judgments": data.get("judgments", []), "skipped": data.get("skipped")}
+    try:
+        ItemRow.model_validate(item)
+    except ValidationError as exc:  # name the field of the line, not of the item built from it
+        key, msg = validation_error(exc)
+        top = key.split(".")[0]
+        field = (f"filtered_resps ({key})" if top in ("steps", "judgments", "skipped") else
+                 "doc.conversation" if top == "prompt" and doc.conversation else f"doc.{key}")
+        raise CnRDataError(source, line, msg, field=field) from None
+    return item
+
+
+def _summary_items(path: Path) -> Path:
+    """The items beside a run's summary file (``cnr_results.json``, lm-eval's ``results_*.json``)."""
+    found = samples_file(path)
+    if found is None:
+        raise ResultsError(f"{path}: a run's summary, and its items are not beside it (a `cnr judge` folder has "
+                           "samples.jsonl; lm-eval writes them with --log_samples)")
+    return found
 
 
 def read_items(path: str | Path) -> list[dict[str, Any]]:
     """Every item of a run, in the one item shape: from lm-eval samples (a samples file, or an
-    output folder), a ``cnr judge`` ``samples.jsonl`` or folder, or ``cnr revise`` output."""
+    output folder), a ``cnr judge`` ``samples.jsonl``, folder or summary, or ``cnr revise`` output.
+    Each line is checked (:class:`ItemRow`, :class:`LmEvalSample`) before anything is returned; the first
+    bad one raises :class:`cnr_plugin.records.CnRDataError` naming file, line and field."""
     path = Path(path)
     if path.is_dir():
         judged = path / "samples.jsonl"
         path = judged if judged.is_file() else lm_eval_samples(path)
+    elif path.name == "cnr_results.json" or (path.name.startswith("results_") and path.suffix == ".json"):
+        path = _summary_items(path)
     out = []
-    for line in path.read_text().splitlines():
-        if not line.strip():
-            continue
-        row = json.loads(line)
-        if "filtered_resps" in row:
-            out.append(item_from_lm_eval(row))
+    for line, _unit, record in iter_rows(path, model=lambda row: LmEvalSample if "filtered_resps" in row else ItemRow):
+        if isinstance(record, LmEvalSample):
+            out.append(item_from_lm_eval(record, str(path), line))
         else:
-            out.append({"system": None, "meta": {}, "judgments": [], "skipped": None, **row, "id": str(row["id"])})
+            out.append({"system": None, "meta": {}, "judgments": [], "skipped": None,
+                        **record.model_dump(exclude_unset=True)})
     return out
 
 
@@ -376,8 +544,6 @@ class HumanChoice(BaseModel):
 def read_human_labels(path: Path) -> dict[str, list[str]]:
     """People's choices (``cnr annotate compare pull``: a folder or its ``human_judgments.jsonl``),
     by pair (``<item id>@<iteration>``): the revision's label against the original per annotation."""
-    from .records import iter_rows
-
     path = path / "human_judgments.jsonl" if path.is_dir() else path
     out: dict[str, list[str]] = {}
     for _line, _unit, row in iter_rows(path, model=HumanChoice):

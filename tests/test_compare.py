@@ -97,8 +97,11 @@ def test_read_pairs_from_lm_eval_samples_and_revise_output(tmp_path):
     out = tmp_path / "eval" / "model"
     out.mkdir(parents=True)
     steps = [{"iteration": 1, "result": "better"}, {"iteration": 2, "result": "p0 original"}]
-    judgments = [{"iteration": 1, "against": "original", "score": 1.0},
-                 {"iteration": 2, "against": "original", "score": 0.5}]
+    def orders(fwd, bwd):  # both position orders, as a judge writes them
+        return {"forward": {"winner": fwd, "status": "ok"}, "backward": {"winner": bwd, "status": "ok"}}
+
+    judgments = [{"iteration": 1, "against": "original", "score": 1.0, "status": "ok", **orders("A", "B")},
+                 {"iteration": 2, "against": "original", "score": 0.5, "status": "ok", **orders("tie", "tie")}]
     convo = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}, {"role": "user", "content": "q"}]
     samples = [{"doc": {"id": "p0", "prompt": "text shown", "response": "p0 original",
                         "conversation": json.dumps(convo)},

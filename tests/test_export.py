@@ -115,6 +115,15 @@ def test_options_best_last_and_margin():
     assert counts["preferences"]["dropped"]["margin below 0.7"] == 1
 
 
+def test_a_pair_is_tagged_with_the_iteration_that_wrote_its_text():
+    """Issue 31 §5: g's iteration 2 kept iteration 1's text (h's was rejected): with --pairs last the pair is
+    iteration 1's, judged again at iteration 2."""
+    _sft, prefs, _counts = export(ITEMS, ExportRules(pairs="last"), judge="j", source="s")
+    p = {r["meta"]["id"]: r["meta"] for r in prefs}
+    assert (p["g"]["iteration"], p["g"]["judged_at"]) == (1, 2) and (p["h"]["iteration"], p["h"]["judged_at"]) == (1, 2)
+    assert p["d"]["iteration"] == p["d"]["judged_at"] == 1
+
+
 def test_people_decide_the_pairs_they_judged():
     people = {"a@1": ["loss", "loss", "win"], "b@1": ["win", "win"], "e@1": ["win", "tie"]}
     _, prefs, counts = export(ITEMS, ExportRules(), judge="oracle", source="s", people=people)
@@ -187,6 +196,11 @@ def test_cnr_export_from_a_cnr_judge_folder_and_people(tmp_path, judged_run):
     assert prefs["0"]["meta"]["judge"] == "people" and prefs["0"]["chosen"][0]["content"] == "0 m"
     bad = cnr("export", tmp_path / "cand.jsonl", "--out", tmp_path / "x", "--min-margin", "2")
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    # --min-margin on letter verdicts would keep every pair while the counts record the margin: refused
+    letters = cnr("export", judged_run, "--out", tmp_path / "x", "--min-margin", "0.5")
+    assert letters.returncode == 1 and len(letters.stderr.strip().splitlines()) == 1, letters.stderr
+    assert "--min-margin 0.5" in letters.stderr and "verdict: probability" in letters.stderr
+    assert not (tmp_path / "x").exists()
 
 
 def test_cnr_export_from_lm_eval_samples(tmp_path):

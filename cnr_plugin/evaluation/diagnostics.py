@@ -8,7 +8,9 @@ comparison) and the texts it compared.
   (exactly so when it is also consistent); a judge that always answers "A" is at 1.
 * **prefers longer**: among decisive single-order verdicts on texts of different lengths, the
   share that pick the longer text (AlpacaEval's length bias).
-* **tie / unparsed / failed share**: of all single-order verdicts asked.
+* **tie share**: of the single-order verdicts that could be read (unparsed and failed ones are not
+  verdicts on the texts, so they neither add ties nor dilute them).
+* **unparsed / failed share**: of all single-order verdicts asked.
 * **margin (agree / disagree)**: for probability verdicts, the mean |P(A) - P(B)| of the orders
   that agree with each other, and of those that do not: a calibrated judge is surer when it is
   consistent.
@@ -39,7 +41,7 @@ MEANING = {
     "consistency": "same text preferred in both orders (1 = always)",
     "position_a": "decisive verdicts naming the text shown first (0.5 = no position bias)",
     "prefers_longer": "decisive verdicts picking the longer text",
-    "tie_share": "verdicts that are ties",
+    "tie_share": "readable verdicts that are ties (unparsed and failed ones left out)",
     "unparsed_share": "replies that could not be read as a verdict",
     "failed_share": "calls that failed after retries",
     "margin_agree": "mean |P(A)-P(B)| where the two orders agree (probability verdicts)",
