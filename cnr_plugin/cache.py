@@ -12,6 +12,7 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +71,18 @@ class Cache:
         con.execute(f"INSERT OR REPLACE INTO {table} (key, value, created) VALUES (?, ?, ?)",
                     (key, json.dumps(value), time.time()))
         con.commit()
+
+    def write(self, puts: Sequence[tuple[str, str, Any]], deletes: Sequence[tuple[str, str]] = ()) -> None:
+        """Rows ``(table, key, value)`` written and rows ``(table, key)`` deleted in one transaction: all of it
+        is there after a kill, or none of it (a batch's verdicts and the end of its batch id, together)."""
+        con = self._con()
+        now = time.time()
+        with con:
+            for table, key, value in puts:
+                con.execute(f"INSERT OR REPLACE INTO {table} (key, value, created) VALUES (?, ?, ?)",
+                            (key, json.dumps(value), now))
+            for table, key in deletes:
+                con.execute(f"DELETE FROM {table} WHERE key = ?", (key,))
 
     def delete(self, table: str, key: str) -> None:
         con = self._con()

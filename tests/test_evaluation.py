@@ -208,7 +208,7 @@ def test_generations_survive_a_failed_judging_and_are_not_regenerated(tmp_path):
             raise ConnectionError("judge went away")
 
     results = {k: [(s.iteration, s.result) for s in v] for k, v in steps.items()}
-    with pytest.raises(CnRError, match="failed or were unparsed"):
+    with pytest.raises(CnRError, match=r"no comparison could be judged \(first error: .*judge went away"):
         judge_revisions(items, results, config, Down(), progress=False)
     second = Scripted()
     again = revise(items, get_format("plain"), second, 2, cache=cache, progress=False)
@@ -314,6 +314,7 @@ BUILTIN_RAISES_ALLOWED = {
     ("cnr_plugin/judges/oracle.py", "KeyError"): "a checker's contract; OracleJudge.check_item turns it into "
                                                  "JudgeConfigError before any generation",
     ("cnr_plugin/records.py", "ValueError"): "inside pydantic validators: read back as CnRDataError",
+    ("cnr_plugin/results.py", "ValueError"): "inside the item reader's pydantic validator: read back as CnRDataError",
     ("cnr_plugin/lm_eval/cli.py", "SystemExit"): "the command-line boundary itself",
     ("cnr_plugin/testing/fault_server.py", "KeyError"): "the scripted Batch API's bad request: its handler answers 400",
     ("cnr_plugin/testing/fault_server.py", "ValueError"): "the scripted upload without a file: its handler answers 400",

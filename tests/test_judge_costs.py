@@ -334,6 +334,81 @@ def test_batch_resumes_after_the_process_is_killed(server, tmp_path):
         "/v1/batches"] == 1
 
 
+#: runs ``cnr judge`` and ends the process (os._exit, as a kill does) right after one step of a batch
+CRASHING_JUDGE = """
+import os, sys
+import openai.resources.batches as batches, openai.resources.files as files
+from cnr_plugin import cache
+
+step = os.environ["CNR_TEST_KILL_AFTER"]
+
+def kill_after(owner, name, at, when=lambda *args: True):
+    original = getattr(owner, name, None)
+    if original is None:
+        return
+    def call(*args, **kwargs):
+        out = original(*args, **kwargs)
+        if step == at and when(*args):
+            os._exit(9)
+        return out
+    setattr(owner, name, call)
+
+kill_after(files.Files, "create", "upload")         # the input file is on the server, its id not yet kept
+kill_after(batches.Batches, "create", "create")     # the batch exists, its id not yet kept
+kill_after(batches.Batches, "retrieve", "poll")     # the batch is running
+kill_after(files.Files, "content", "read")          # its results are read, the verdicts not yet saved
+# the first verdict is saved (one by one, or all in one transaction), the output not yet written
+kill_after(cache.Cache, "put", "save", when=lambda self, table, *rest: table == "judge")
+kill_after(cache.Cache, "write", "save")
+from cnr_plugin.cli import main
+main(sys.argv[1:])
+"""
+
+
+@pytest.mark.parametrize("step", ["upload", "create", "poll", "read", "save"])
+def test_a_batch_killed_at_any_step_resumes_without_a_second_upload(tmp_path, step):
+    """Issue 31 §4: killed after any step of a batch, the re-run uploads nothing again, submits no second batch,
+    and gives the verdicts of a run never killed; the batch id goes with the verdicts, in one transaction."""
+    srv = FaultServer(FaultPlan(batch_polls=2), max_seconds=300).start()
+    try:
+        base = write_rows(tmp_path / "base.jsonl", [{"id": str(i), "prompt": f"Q{i}?", "response": f"a{i}"}
+                                                    for i in range(5)])
+        cand = write_rows(tmp_path / "cand.jsonl", [{"id": str(i), "prompt": f"Q{i}?",
+                                                     "response": f"a{i} IMPROVED" if i < 4 else f"a{i}."}
+                                                    for i in range(5)])
+        judge = tmp_path / "judge.yaml"
+        judge.write_text(json.dumps({"judge": "openai", "model": "m", "base_url": srv.base_url, "api_key_env": None,
+                                     "structured_output": "none", "batch": True, "batch_poll_s": 0.01}))
+        driver = tmp_path / "crashing_judge.py"
+        driver.write_text(CRASHING_JUDGE)
+        args = ["judge", base, cand, "--judge", judge]
+        env = dict(os.environ, CNR_CACHE_DIR=str(tmp_path / "cache"), CNR_TEST_KILL_AFTER=step, OPENAI_API_KEY="sk-x")
+        killed = subprocess.run([sys.executable, str(driver), *map(str, args), "--out", str(tmp_path / "killed")],
+                                env=env, capture_output=True, text=True, timeout=120)
+        assert killed.returncode == 9, killed.stderr[-2000:]
+        done = cnr(*args, "--out", tmp_path / "out", env=dict(env, CNR_TEST_KILL_AFTER=""))
+        assert done.returncode == 0, done.stderr[-2000:]
+        requests = srv.stats.snapshot()["requests"]
+        assert requests["/v1/files"] == 1 and requests["/v1/batches"] == 1, requests
+        # the verdicts of a run never killed (its own cache and server)
+        fresh = FaultServer(FaultPlan(batch_polls=2), max_seconds=300).start()
+        judge.write_text(judge.read_text().replace(srv.base_url, fresh.base_url))
+        try:
+            ref = cnr(*args, "--out", tmp_path / "ref", env=dict(env, CNR_TEST_KILL_AFTER="",
+                                                                 CNR_CACHE_DIR=str(tmp_path / "cache2")))
+        finally:
+            fresh.shutdown()
+        assert ref.returncode == 0, ref.stderr[-2000:]
+        rows = [json.loads(x) for x in (tmp_path / "out" / "judgments.jsonl").read_text().splitlines()]
+        ref_rows = [json.loads(x) for x in (tmp_path / "ref" / "judgments.jsonl").read_text().splitlines()]
+        assert [(r["item_id"], r["score"], r["status"]) for r in rows] == [
+            (r["item_id"], r["score"], r["status"]) for r in ref_rows]
+        assert all(r["status"] == "ok" for r in rows)
+        assert Cache(tmp_path / "cache" / "cache.sqlite").count("batch") == 0
+    finally:
+        srv.shutdown()
+
+
 # -- what users see -----------------------------------------------------------------------------------
 
 def test_cnr_judge_and_report_show_the_judge(server, tmp_path):

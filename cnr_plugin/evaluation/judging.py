@@ -104,24 +104,32 @@ def score_orders(forward: Verdict, backward: Verdict, disagreement: str = "tie")
 
 class BatchState:
     """Where a batch judge keeps the batch it submitted (the cache's ``batch`` table, by the set of
-    verdicts asked), so a stopped run resumes that batch instead of submitting it again."""
+    verdicts asked: :attr:`key`), so a stopped run resumes that batch instead of submitting it again.
+
+    ``clear()`` after the results are read does not delete the row yet: the runner deletes it in the
+    same transaction that saves the batch's verdicts (:meth:`JudgeRunner.judge_pairs`), so a kill
+    between the two can neither lose the batch id nor lose the verdicts."""
 
     def __init__(self, cache: Cache | None, key: str):
         self.cache, self.key = cache, key
         self._memory: dict[str, Any] | None = None
+        #: the judge read the batch back: the row goes with the verdicts
+        self.done = False
 
     def get(self) -> dict[str, Any] | None:
+        if self.done:
+            return None
         return self.cache.get("batch", self.key) if self.cache is not None else self._memory
 
     def put(self, value: dict[str, Any]) -> None:
+        self.done = False
         if self.cache is not None:
             self.cache.put("batch", self.key, value)
         else:
             self._memory = value
 
     def clear(self) -> None:
-        if self.cache is not None:
-            self.cache.delete("batch", self.key)
+        self.done = True
         self._memory = None
 
 
@@ -149,6 +157,17 @@ class JudgeRunner:
         if use_cache and verdict.status == "ok":  # failed and unparsed are asked again next run
             self.cache.put("judge", key, verdict.as_dict())  # type: ignore[union-attr]
 
+    def _judge_batch(self, todo: dict[str, JudgePair], found: dict[str, Verdict], use_cache: bool) -> None:
+        """One batch job for ``todo``: its verdicts that parsed are saved, and its batch id dropped, in one
+        transaction (a kill before it resumes the same batch; after it, the cache answers)."""
+        state = BatchState(self.cache if use_cache else None, make_key("batch", sorted(todo)))
+        verdicts = self.judge.judge_batch(list(todo.values()), list(todo), state, progress=self.progress)
+        for key, verdict in zip(todo, verdicts):
+            self._record(key, verdict, found, use_cache=False)
+        if use_cache:
+            self.cache.write([("judge", key, v.as_dict()) for key, v in zip(todo, verdicts)  # type: ignore[union-attr]
+                              if v.status == "ok"], [("batch", state.key)] if state.done else [])
+
     def judge_pairs(self, pairs: Sequence[JudgePair]) -> list[Verdict]:
         use_cache = self.cache is not None and bool(getattr(self.judge, "cacheable", False))
         keys = [verdict_key(self.config, self.judge, p) for p in pairs]
@@ -166,10 +185,7 @@ class JudgeRunner:
                 todo[key] = pair
         self.tally.start()
         if todo and getattr(self.judge, "batched", False):
-            state = BatchState(self.cache if use_cache else None, make_key("batch", sorted(todo)))
-            verdicts = self.judge.judge_batch(list(todo.values()), list(todo), state, progress=self.progress)
-            for key, verdict in zip(todo, verdicts):
-                self._record(key, verdict, found, use_cache)
+            self._judge_batch(todo, found, use_cache)
         elif todo:
             bar = tqdm(total=len(todo), desc="cnr judge", unit="call", disable=not self.progress,
                        postfix={"cache hits": self.cache_hits})
@@ -240,12 +256,14 @@ def summarize(judged: Sequence[Judged], max_failed_fraction: float = 1.0) -> dic
         LOG.warning("cnr: %d of %d comparisons are excluded from the win rates (%d failed, %d unparsed verdicts)",
                     n_bad, len(judged), sum(j.status == "failed" for j in judged),
                     sum(j.status == "unparsed" for j in judged))
+    # the first error in the comparisons' own order (not in the order the answers came back)
+    first = next((v.error for j in judged for v in (j.forward, j.backward) if v.status != "ok" and v.error), None)
+    said = f" (first error: {first})" if first else ""
+    if judged and n_bad == len(judged):
+        raise TooManyFailures("no comparison could be judged" + said)
     if judged and n_bad / len(judged) > max_failed_fraction:
         raise TooManyFailures(f"{n_bad} of {len(judged)} judge comparisons failed or were unparsed, more than "
-                              f"max_failed_fraction={max_failed_fraction}: the win rates would not mean much")
-    first = next((v.error for j in judged for v in (j.forward, j.backward) if v.status != "ok" and v.error), None)
-    if judged and n_bad == len(judged):
-        raise TooManyFailures("no comparison could be judged" + (f" (first error: {first})" if first else ""))
+                              f"max_failed_fraction={max_failed_fraction}: the win rates would not mean much{said}")
     return {"rows": rows, "n_comparisons": len(judged), "n_excluded": n_bad,
             "judge_diagnostics": diagnose(from_judged(judged))}
 

@@ -10,12 +10,14 @@ import json
 import logging
 import os
 import threading
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
+from cnr_plugin.cache import make_key
 from cnr_plugin.costs import usage_of
 from cnr_plugin.endpoints import check_reachable, describe_failure, make_client
 from cnr_plugin.errors import CnRError, require
@@ -169,24 +171,34 @@ class OpenAIJudge(JudgeBase):
         so a run stopped while the batch runs picks it up again. A request the batch did not answer
         (its error file, an expired or failed batch) is a ``failed`` verdict, asked again next run."""
         o = self.options
-        saved = state.get()
-        if saved is not None:
-            batch_id = saved["batch_id"]
-            LOG.warning("cnr: resuming judge batch %s (%d requests) submitted by an earlier run", batch_id, len(pairs))
-        else:
-            lines = "".join(json.dumps({"custom_id": key, "method": "POST", "url": "/v1/chat/completions",
-                                        "body": self._request(pair)}) + "\n" for key, pair in zip(keys, pairs))
-            try:
-                uploaded = self.client.files.create(file=("cnr_judge_batch.jsonl", lines.encode()), purpose="batch")
-                batch = self.client.batches.create(input_file_id=uploaded.id, endpoint="/v1/chat/completions",
-                                                   completion_window=o.batch_completion_window,
-                                                   metadata={"created_by": "cnr-plugin"})
-            except self._openai.APIError as exc:
-                failure = "batch not submitted: " + describe_failure(exc, o.max_retries)
-                return [Verdict(None, "failed", "", failure) for _ in pairs]
-            batch_id = batch.id
-            state.put({"batch_id": batch_id, "input_file_id": uploaded.id, "n_requests": len(pairs)})
-            LOG.info("cnr: judge batch %s submitted (%d requests)", batch_id, len(pairs))
+        # what names this batch on the server (its input file, its metadata), so that a run stopped while
+        # submitting finds what it left there instead of uploading again
+        tag = str(getattr(state, "key", "") or make_key("batch", sorted(keys)))[:64]
+        saved = state.get() or {}
+        batch_id, file_id = saved.get("batch_id"), saved.get("input_file_id")
+        try:
+            if batch_id is None and saved:  # stopped between the upload and the batch id being kept
+                batch_id, file_id = self._submitted(tag, file_id, since=float(saved.get("since") or 0))
+            if batch_id is not None:
+                LOG.warning("cnr: resuming judge batch %s (%d requests) submitted by an earlier run", batch_id,
+                            len(pairs))
+            else:
+                if file_id is None:
+                    since = time.time()
+                    state.put({"batch_id": None, "input_file_id": None, "n_requests": len(pairs), "since": since})
+                    lines = "".join(json.dumps({"custom_id": key, "method": "POST", "url": "/v1/chat/completions",
+                                                "body": self._request(pair)}) + "\n" for key, pair in zip(keys, pairs))
+                    file_id = self.client.files.create(file=(f"cnr_judge_batch_{tag}.jsonl", lines.encode()),
+                                                       purpose="batch").id
+                    state.put({"batch_id": None, "input_file_id": file_id, "n_requests": len(pairs), "since": since})
+                batch_id = self.client.batches.create(input_file_id=file_id, endpoint="/v1/chat/completions",
+                                                      completion_window=o.batch_completion_window,
+                                                      metadata={"created_by": "cnr-plugin", "cnr_batch": tag}).id
+                state.put({"batch_id": batch_id, "input_file_id": file_id, "n_requests": len(pairs)})
+                LOG.info("cnr: judge batch %s submitted (%d requests)", batch_id, len(pairs))
+        except self._openai.APIError as exc:
+            failure = "batch not submitted: " + describe_failure(exc, o.max_retries)
+            return [Verdict(None, "failed", "", failure) for _ in pairs]
         try:
             batch = self._wait(batch_id, len(pairs), progress)
             found = self._read_batch(batch)
@@ -198,6 +210,20 @@ class OpenAIJudge(JudgeBase):
         if batch.status == "failed" and batch.errors and batch.errors.data:
             missing += f" ({batch.errors.data[0].code}: {batch.errors.data[0].message})"
         return [found.get(key) or Verdict(None, "failed", "", missing) for key in keys]
+
+    def _submitted(self, tag: str, file_id: str | None, since: float) -> tuple[str | None, str | None]:
+        """What an earlier run that stopped while submitting left on the server: its batch (by metadata;
+        one that failed, expired or was cancelled does not count) and its uploaded input file (by name).
+        The list is newest first: it is read back to the time that run began submitting, no further."""
+        for batch in self.client.batches.list(limit=100):
+            if batch.created_at and batch.created_at < since - 600:
+                break
+            if (batch.metadata or {}).get("cnr_batch") == tag and batch.status not in ("failed", "expired", "cancelled"):
+                return batch.id, batch.input_file_id
+        if file_id is None:
+            name = f"cnr_judge_batch_{tag}.jsonl"
+            file_id = next((f.id for f in self.client.files.list(purpose="batch") if f.filename == name), None)
+        return None, file_id
 
     def _wait(self, batch_id: str, n: int, progress: bool) -> Any:
         import time

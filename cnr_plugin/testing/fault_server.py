@@ -155,7 +155,15 @@ class _Handler(BaseHTTPRequestHandler):
         srv = self.server
         batch = re.fullmatch(r"/v1/batches/([^/]+)", self.path)
         content = re.fullmatch(r"/v1/files/([^/]+)/content", self.path)
-        if self.path.rstrip("/").endswith("/models"):
+        listing = self.path.split("?", 1)[0]
+        if listing in ("/v1/batches", "/v1/files"):  # newest first, one page, as OpenAI lists them
+            with srv.stats.lock:
+                srv.stats.requests[f"GET {listing}"] += 1
+                rows = ([srv.public(b) for b in srv.batches.values()] if listing == "/v1/batches" else
+                        [srv.file_object(i) for i in srv.files])
+            self._send(200, {"object": "list", "data": rows[::-1], "has_more": False,
+                             "first_id": rows[-1]["id"] if rows else None, "last_id": rows[0]["id"] if rows else None})
+        elif self.path.rstrip("/").endswith("/models"):
             self._send(200, {"object": "list", "data": [{"id": "fault-model", "object": "model"}]})
         elif self.path == "/stats":
             self._send(200, srv.stats.snapshot())
@@ -281,6 +289,7 @@ class FaultServer(ThreadingHTTPServer):
         #: replies carry OpenAI's ``usage`` (tokens in and out)
         self.send_usage = send_usage
         self.files: dict[str, bytes] = {}
+        self.file_names: dict[str, str] = {}
         self.batches: dict[str, dict[str, Any]] = {}
         self._deadline = time.monotonic() + max_seconds
         self._thread: threading.Thread | None = None
@@ -320,8 +329,12 @@ class FaultServer(ThreadingHTTPServer):
         with self.stats.lock:
             file_id = f"file-{len(self.files) + 1}"
             self.files[file_id] = data
-        return {"id": file_id, "object": "file", "bytes": len(data), "created_at": 0, "filename": name,
-                "purpose": "batch", "status": "processed"}
+            self.file_names[file_id] = name
+        return self.file_object(file_id)
+
+    def file_object(self, file_id: str) -> dict[str, Any]:
+        return {"id": file_id, "object": "file", "bytes": len(self.files[file_id]), "created_at": int(time.time()),
+                "filename": self.file_names.get(file_id, "output.jsonl"), "purpose": "batch", "status": "processed"}
 
     def create_batch(self, req: dict[str, Any]) -> dict[str, Any]:
         if req.get("input_file_id") not in self.files:
@@ -331,7 +344,8 @@ class FaultServer(ThreadingHTTPServer):
             batch_id = f"batch_{len(self.batches) + 1}"
             self.batches[batch_id] = {
                 "id": batch_id, "object": "batch", "endpoint": req["endpoint"], "input_file_id": req["input_file_id"],
-                "completion_window": req.get("completion_window", "24h"), "status": "validating", "created_at": 0,
+                "completion_window": req.get("completion_window", "24h"), "status": "validating",
+                "created_at": int(time.time()),
                 "output_file_id": None, "error_file_id": None, "errors": None,
                 "request_counts": {"total": len(lines), "completed": 0, "failed": 0}, "metadata": req.get("metadata"),
                 "_lines": lines, "_polls": 0}
