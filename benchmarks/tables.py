@@ -218,6 +218,20 @@ def _duplicate_calls(data: dict) -> str:
     return "\n".join(lines)
 
 
+def startup_cost() -> str:
+    return _from_file(RESULTS / "benchmarks" / "startup_cost.json", "python benchmarks/startup_cost.py", _startup_cost)
+
+
+def _startup_cost(data: dict) -> str:
+    lines = ["| every `python` of the environment | without the hook | with it | added | ratio | modules it imports "
+             "| goal (≤ 5 ms, ≤ 1.1×, nothing heavy) |", "|---|---:|---:|---:|---:|---:|---|"]
+    for r in data["rows"]:
+        lines.append(f"| `{r['case']}`, median of {data['provenance']['arguments']['runs']} | "
+                     f"{r['without_hook_ms']:.1f} ms | {r['with_hook_ms']:.1f} ms | {r['added_ms']:+.1f} ms | "
+                     f"{r['ratio']:.2f}× | {r['modules_added']} | {_mark(r['met'])} |")
+    return "\n".join(lines)
+
+
 def falcon() -> str:
     return _from_file(RESULTS / "benchmarks" / "falcon_memory.json", "python benchmarks/falcon_memory.py", _falcon)
 
@@ -360,7 +374,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "eval-throughput": _eval("eval_throughput", "python benchmarks/eval_throughput.py"),
     "eval-scaling": _eval("eval_scaling", "python benchmarks/eval_throughput.py --items 100 1000 --concurrency 32 "
                           "--latency 0.05 --out results/benchmarks/eval_scaling.json"),
-    "duplicate-calls": duplicate_calls, "policy-mini": policy_mini, "ifeval-mini": ifeval_mini, "falcon-memory": falcon, "mini-repro": mini_repro, "mini-levers": mini_levers, "held-out": held_out,
+    "duplicate-calls": duplicate_calls, "startup-cost": startup_cost, "policy-mini": policy_mini, "ifeval-mini": ifeval_mini, "falcon-memory": falcon, "mini-repro": mini_repro, "mini-levers": mini_levers, "held-out": held_out,
     "stop-levers": stop_levers("stop_levers"), "stop-levers-alone": stop_levers("stop_levers_alone"),
 }
 

@@ -4,15 +4,11 @@ Importing the package is cheap (the standard library only): the start-up hook th
 ``lm_eval --model cnr --tasks cnr_winrate`` work imports it in every interpreter of the environment.
 """
 
-from __future__ import annotations
-
-from typing import Any
-
 __version__ = "0.1.0"
 __all__ = ["hookimpl", "__version__"]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str):  # noqa: ANN202  (no typing import: this module is on every start-up path)
     if name == "hookimpl":  # pluggy loads only when a plugin asks for it
         from .hookspecs import hookimpl
 

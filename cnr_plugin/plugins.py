@@ -131,11 +131,12 @@ def _format_entry(fmt: Any) -> tuple[str, Any, str]:
 
 
 def _judge_entry(cls: Any) -> tuple[str, Any, str]:
-    from .judges import JudgeOptions
-
+    # the Options model is checked by what cnr_plugin.judges.JudgeOptions provides (validation, the cache key's
+    # fingerprint), not by importing it: the judges package reads this registry, never the other way round
     name, options = getattr(cls, "name", None), getattr(cls, "Options", None)
     if (not isinstance(cls, type) or not name or not callable(getattr(cls, "judge_one", None))
-            or not (isinstance(options, type) and issubclass(options, JudgeOptions))):
+            or not (isinstance(options, type) and callable(getattr(options, "model_validate", None))
+                    and callable(getattr(options, "fingerprint", None)))):
         raise PluginError(f"register_judges: {cls!r} is not a judge class with a name, an Options model "
                           "(a cnr_plugin.judges.JudgeOptions subclass) and judge_one()")
     return str(name), cls, str(cls.__module__)

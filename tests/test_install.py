@@ -86,6 +86,21 @@ def test_core_install_fakes_no_other_package(core_venv):
     assert "lm_eval" not in top and PTH in top
 
 
+def test_the_start_up_hook_costs_other_programs_nothing(core_venv):
+    """Issue 31 §6: the hook's line runs in every interpreter of the environment. It brings in its own three
+    modules and nothing else (the benchmark, benchmarks/startup_cost.py, measures the time: before, 64 modules
+    and 45 ms, typing and importlib.resources among them); lm-eval's parts wait until lm-eval is imported."""
+    py, pth = core_venv / "bin" / "python", site_packages(core_venv) / PTH
+    code = "import sys; print(' '.join(sorted(sys.modules)))"
+    with_hook = set(run(core_venv, py, "-c", code).stdout.split())
+    pth.rename(pth.with_suffix(".off"))
+    try:
+        without = set(run(core_venv, py, "-c", code).stdout.split())
+    finally:
+        pth.with_suffix(".off").rename(pth)
+    assert with_hook - without == {"cnr_plugin", "cnr_plugin.lm_eval", "cnr_plugin.lm_eval.autoregister"}
+
+
 @pytest.mark.parametrize("args, extra", [
     (["report", "{tmp}"], "cnr report needs matplotlib: pip install \"cnr-plugin[eval]\""),
     (["revise", "{responses}", "--base-url", "http://127.0.0.1:9/v1", "--model", "m", "--out", "{tmp}/o.jsonl"],

@@ -94,6 +94,82 @@ def test_a_registered_judge_must_be_a_judge_class(installed_plugin):
         plugins.get_judges()
 
 
+def test_a_registered_judges_options_must_be_judge_options(installed_plugin):
+    import pydantic
+
+    from cnr_plugin.judges import JudgeBase
+
+    class Plain(JudgeBase):  # Options a pydantic model, but not JudgeOptions: no fingerprint for the cache key
+        name = "plain-options"
+
+        class Options(pydantic.BaseModel):
+            x: int = 1
+
+        def judge_one(self, pair):
+            raise AssertionError
+
+    class Registers:
+        @plugins.hookspecs.hookimpl
+        def register_judges(self, register):
+            register(Plain)
+
+    plugins.register(Registers(), name="plain-options")
+    with pytest.raises(plugins.PluginError, match="is not a judge class"):
+        plugins.get_judges()
+
+
+def test_the_package_has_no_import_cycle():
+    """Issue 31 §6: no cycle among the package's modules, counting imports inside functions and the package
+    __init__ an import runs first (judges <-> judges.config <-> plugins and lm_eval.model <-> lm_eval.tasks were)."""
+    import ast
+    from pathlib import Path
+
+    import cnr_plugin
+
+    root = Path(cnr_plugin.__file__).parent
+    modules = {".".join(("cnr_plugin", *f.relative_to(root).with_suffix("").parts)).removesuffix(".__init__"): f
+               for f in root.rglob("*.py")}
+
+    def imported(name: str, f: Path) -> set[str]:
+        package = name if f.name == "__init__.py" else name.rsplit(".", 1)[0]
+        out = set()
+        for node in ast.walk(ast.parse(f.read_text())):
+            targets = []
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    parts = package.split(".")
+                    base = ".".join(parts[:len(parts) - node.level + 1] + ([node.module] if node.module else []))
+                targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base for a in node.names]
+            for t in targets:
+                while t not in modules and "." in t:
+                    t = t.rsplit(".", 1)[0]
+                while t in modules and t != "cnr_plugin":  # importing a.b.c runs a.b's __init__ first
+                    if t != name and not name.startswith(t + "."):
+                        out.add(t)
+                    t = t.rsplit(".", 1)[0]
+        return out
+
+    graph = {name: imported(name, f) for name, f in modules.items()}
+
+    def reaches(start: str, goal: str) -> list[str] | None:
+        seen, stack = set(), [(start, [start])]
+        while stack:
+            node, path = stack.pop()
+            for nxt in graph[node]:
+                if nxt == goal:
+                    return path + [nxt]
+                if nxt not in seen:
+                    seen.add(nxt)
+                    stack.append((nxt, path + [nxt]))
+        return None
+
+    cycles = [" -> ".join(c) for name in sorted(graph) if (c := reaches(name, name))]
+    assert not cycles, cycles
+
+
 def test_hooks_go_through_pluggys_hook_caller(installed_plugin):
     """Tracing sees every registration hook call (datasette and llm call hooks the same way)."""
     seen = []

@@ -3,26 +3,14 @@
 It translates lm-eval's documents and results to and from :mod:`cnr_plugin.evaluation`.
 """
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
-from cnr_plugin.errors import CnRError
-
-
-class CnRRunError(CnRError):
-    """A cnr_winrate run that cannot go on. The ``lm_eval`` command prints it as one line
-    (``cnr_winrate: ...``, exit status 1) through the hook :mod:`.autoregister` installs; a Python
-    caller catches it as :class:`~cnr_plugin.errors.CnRError` (or ``Exception``)."""
-
-    prefix = "cnr_winrate"
+# nothing is imported here: the start-up hook (cnr_plugin_lm_eval.pth) imports .autoregister, and with it
+# this package, in every interpreter of the environment
+_LAZY = {"CnRRunError": "errors", "run_errors": "errors"}
 
 
-@contextmanager
-def run_errors() -> Iterator[None]:
-    """Inside lm-eval: the plugin's own errors become one ``cnr_winrate: ...`` line."""
-    try:
-        yield
-    except CnRRunError:
-        raise
-    except CnRError as exc:
-        raise CnRRunError(str(exc)) from None
+def __getattr__(name):  # noqa: ANN001, ANN202
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

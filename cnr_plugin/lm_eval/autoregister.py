@@ -17,10 +17,8 @@ An uncaught cnr-plugin error (:class:`cnr_plugin.errors.CnRError`) in that proce
 one-line message instead of a traceback. ``CNR_LM_EVAL_AUTOREGISTER=0`` switches all of it off.
 """
 
-from __future__ import annotations
-
-import importlib.abc
-import importlib.machinery
+# Only modules every interpreter has loaded before site-packages' .pth files run (os, sys): this module is on
+# the start-up path of every Python process of the environment (benchmarks/startup_cost.py measures it)
 import os
 import sys
 
@@ -94,29 +92,36 @@ def install_excepthook() -> None:
 HOOKS = {"lm_eval.models": register, "lm_eval.tasks": add_task_folder}
 
 
-class _Loader(importlib.abc.Loader):
-    def __init__(self, inner: importlib.abc.Loader, after):
+class _Loader:
+    """lm-eval's own loader of ``lm_eval.models`` / ``lm_eval.tasks``, then the hook (a loader by its
+    methods, as the import system reads it: no ``importlib.abc`` at start-up)."""
+
+    def __init__(self, inner, after):
         self.inner, self.after = inner, after
 
     def create_module(self, spec):
         return self.inner.create_module(spec)
 
     def exec_module(self, module) -> None:
-        self.inner.exec_module(module)  # type: ignore[attr-defined]
+        self.inner.exec_module(module)
         try:
             self.after(module)
         except Exception as exc:  # never break lm-eval itself; say why cnr is missing
             print(f"cnr-plugin: could not add cnr_winrate / --model cnr to lm-eval: {exc}", file=sys.stderr)
 
 
-class _Finder(importlib.abc.MetaPathFinder):
+class _Finder:
+    """A meta path finder that answers only for the two lm-eval modules it waits for."""
+
     _cnr_autoregister = True
 
     def find_spec(self, fullname, path, target=None):
         after = HOOKS.get(fullname)
         if after is None:
             return None
-        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        from importlib.machinery import PathFinder
+
+        spec = PathFinder.find_spec(fullname, path)
         if spec is not None and spec.loader is not None:
             spec.loader = _Loader(spec.loader, after)
         return spec

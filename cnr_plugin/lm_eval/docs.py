@@ -11,6 +11,31 @@ from cnr_plugin.evaluation import Item, RunConfig
 from cnr_plugin.formats.base import conversation, prompt_text
 from cnr_plugin.records import read_responses
 
+# What the ``--model cnr`` of this process and the cnr_winrate task share (here, so that neither imports the other):
+#: the ``--model_args`` keys of the ``--model cnr`` made in this process: lm-eval merges them into the
+#: metadata it passes to ``load_docs``, so they are not unknown run options
+MODEL_ARG_KEYS: set[str] = set()
+#: how many ``--model cnr`` this process made: lm-eval makes the model before it loads the tasks, so
+#: cnr_winrate's documents can tell whether the reviser is wrapped (the CLI also merges the model
+#: arguments into the task metadata; ``simple_evaluate`` with a ``task_manager`` does not)
+WRAPPERS_MADE = 0
+
+
+def wrapper_made(model_args: set[str]) -> None:
+    """A ``--model cnr`` was made with these ``--model_args`` keys."""
+    global WRAPPERS_MADE
+    WRAPPERS_MADE += 1
+    MODEL_ARG_KEYS.update(model_args)
+
+
+def doc_to_text(doc: dict[str, Any]) -> str:
+    """The request context. ``--model cnr`` renders its own inputs through the format core;
+    this is what a log shows: the first iteration's input."""
+    from cnr_plugin.plugins import get_format
+
+    run = RunConfig.from_doc(doc)
+    return get_format(run.format).prompt(doc_prompt(doc), doc["response"]).text or doc["prompt"]
+
 
 def read_items(run: RunConfig) -> list[Item]:
     pairs = read_responses(Path(run.responses), fields=run.field_map())

@@ -38,14 +38,10 @@ from cnr_plugin.judges import load_judge_config, make_judge
 from cnr_plugin.formats import Prompted
 from cnr_plugin.plugins import get_format
 
-from . import CnRRunError, run_errors
-from .docs import doc_items, forget_built_docs
+from .errors import CnRRunError, run_errors
+from .docs import doc_items, forget_built_docs, wrapper_made
 
 OWN_ARGS = ("inner", "cache_revisions", "cache")
-#: how many ``--model cnr`` this process made: lm-eval makes the model before it loads the tasks, so
-#: cnr_winrate's documents can tell whether the reviser is wrapped (the CLI also merges the model
-#: arguments into the task metadata; ``simple_evaluate`` with a ``task_manager`` does not)
-WRAPPERS_MADE = 0
 
 
 def local_fingerprint(args: dict[str, Any]) -> str:
@@ -116,9 +112,7 @@ class LMEvalBackend:
 class CnRLM(LM):
     def __init__(self, inner_lm: LM, inner_name: str, inner_kwargs: dict[str, Any], cache_revisions: bool = True,
                  cache: str | None = None):
-        global WRAPPERS_MADE
         super().__init__()
-        WRAPPERS_MADE += 1
         forget_built_docs()  # lm-eval makes the model, then loads the tasks: the documents of this evaluation follow
         self.inner = inner_lm
         self.identity = f"lm_eval:{inner_name}:{json.dumps(inner_kwargs, sort_keys=True, default=str)}"
@@ -136,9 +130,7 @@ class CnRLM(LM):
         if inner == "cnr":
             raise CnRRunError("--model cnr cannot wrap itself (inner=cnr)")
         own = {k: args.pop(k) for k in OWN_ARGS if k in args}
-        from .tasks import MODEL_ARG_KEYS
-
-        MODEL_ARG_KEYS.update(own, args)  # lm-eval merges them into the task's metadata
+        wrapper_made({*own, *args})  # lm-eval merges them into the task's metadata
         return inner, own, args
 
     @classmethod
@@ -209,8 +201,7 @@ class CnRLM(LM):
 
     def _check_requests(self, requests: list[Instance]) -> None:
         """Before any generation: lm-eval's options that cnr_winrate cannot honour are refused in one line."""
-        from .docs import built_here
-        from .tasks import doc_to_text
+        from .docs import built_here, doc_to_text
 
         doc = requests[0].doc
         if not built_here(doc):

@@ -21,16 +21,14 @@ from cnr_plugin.judges import load_judge_config
 from cnr_plugin.plugins import get_format
 from cnr_plugin.results import item_metrics
 
-from . import CnRRunError, run_errors
-from .docs import doc_items, make_docs, read_items
+from .errors import CnRRunError, run_errors
+from . import docs as _shared
+from .docs import doc_items, doc_to_text, make_docs, read_items
 
 LOG = logging.getLogger("cnr_plugin.lm_eval")
 #: keys lm-eval itself puts among the task's metadata: the task YAML's ``metadata:`` (version),
 #: and 0.4.13's task factory (config_source, config, _metadata)
 LM_EVAL_KEYS = frozenset({"version", "config_source", "config", "_metadata"})
-#: the ``--model_args`` keys of the ``--model cnr`` made in this process: lm-eval merges them into
-#: the metadata it passes to ``load_docs``, so they are not unknown run options
-MODEL_ARG_KEYS: set[str] = set()
 
 
 def _check(fn, *args, **kwargs):
@@ -48,27 +46,16 @@ def load_docs(**kwargs: Any):
     """
     import datasets
 
-    from . import model
-
-    if "inner" not in kwargs and not model.WRAPPERS_MADE:
+    if "inner" not in kwargs and not _shared.WRAPPERS_MADE:
         raise CnRRunError("the reviser runs through the CnR wrapper model: use --model cnr --model_args "
                           "inner=<your lm-eval model>,<its arguments> (e.g. inner=hf,pretrained=runs/cnr-tiny-cpu)")
-    run = _check(run_config, kwargs, ignore=LM_EVAL_KEYS | MODEL_ARG_KEYS | {"inner"})
+    run = _check(run_config, kwargs, ignore=LM_EVAL_KEYS | _shared.MODEL_ARG_KEYS | {"inner"})
     _check(get_format, run.format)
     items = _check(read_items, run)
     _check(examples_for, run)
     judge_config, _ = _check(prepare_judge, run.judge, items, source=run.responses)
     LOG.info("cnr_winrate: %d responses, %d iterations, judge %s", len(items), run.iterations, judge_config.judge)
     return datasets.DatasetDict({"test": datasets.Dataset.from_list(make_docs(run, items))})
-
-
-def doc_to_text(doc: dict[str, Any]) -> str:
-    """The request context. ``--model cnr`` renders its own inputs through the format core;
-    this is what a log shows: the first iteration's input."""
-    from .docs import doc_prompt
-
-    run = RunConfig.from_doc(doc)
-    return get_format(run.format).prompt(doc_prompt(doc), doc["response"]).text or doc["prompt"]
 
 
 def judge(resps: list[list[str]], docs: list[dict[str, Any]]) -> list[str]:
