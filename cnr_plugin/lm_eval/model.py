@@ -109,6 +109,24 @@ class LMEvalBackend:
         return outs
 
 
+class _ProcessGroup:
+    """What lm-eval asks of an accelerator (``gather`` of a tensor, ``wait_for_everyone``), from
+    torch.distributed's default process group."""
+
+    def gather(self, tensor: Any) -> Any:
+        import torch
+        import torch.distributed as dist
+
+        parts = [torch.zeros_like(tensor) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, tensor)
+        return torch.stack(parts) if tensor.dim() == 0 else torch.cat(parts)
+
+    def wait_for_everyone(self) -> None:
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
 class CnRLM(LM):
     def __init__(self, inner_lm: LM, inner_name: str, inner_kwargs: dict[str, Any], cache_revisions: bool = True,
                  cache: str | None = None):
@@ -119,6 +137,38 @@ class CnRLM(LM):
         if cache_revisions:
             self.identity += ":" + local_fingerprint(inner_kwargs)
         self.cache = Cache(cache) if cache_revisions else None
+        self._device: Any = "cpu"
+        self.accelerator: Any = None
+        self._join_ranks()
+
+    def _join_ranks(self) -> None:
+        """Rank, world size and the accelerator lm-eval shards documents and gathers results by: the inner
+        model's where it is data-parallel itself (``accelerate launch`` with ``hf`` on several GPUs), else the
+        process group's (torchrun; one is started with gloo where torchrun set one up and nobody joined it)."""
+        inner = self.inner
+        if int(getattr(inner, "world_size", 1) or 1) > 1:
+            self._rank, self._world_size = int(inner.rank), int(inner.world_size)
+            self.accelerator = getattr(inner, "accelerator", None) or _ProcessGroup()
+            self._device = getattr(inner, "device", "cpu")
+            return
+        import os
+
+        if int(os.environ.get("WORLD_SIZE", "1") or 1) <= 1:
+            return
+        try:
+            import torch.distributed as dist
+        except ImportError:
+            raise CnRRunError("WORLD_SIZE is above 1 (torchrun, accelerate launch) but torch is not installed: "
+                              "the ranks cannot split the documents; run one process, or install torch") from None
+        if not dist.is_initialized():
+            dist.init_process_group("gloo")
+        if dist.get_world_size() > 1:
+            self._rank, self._world_size = dist.get_rank(), dist.get_world_size()
+            self.accelerator = _ProcessGroup()
+
+    @property
+    def device(self) -> Any:
+        return self._device
 
     @classmethod
     def _split(cls, args: dict[str, Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
@@ -195,8 +245,15 @@ class CnRLM(LM):
             for i, answer in zip(others, answers):
                 out[i] = answer
         for idx in groups.values():
-            for i, answer in zip(idx, self._revise([requests[i] for i in idx], disable_tqdm)):
-                out[i] = answer
+            # one revision per document: a request asked twice (lm-eval pads the ranks of a data-parallel run
+            # to equal counts with copies of their last request) gets the same answer, not a second loop
+            first: dict[str, int] = {}
+            for i in idx:
+                first.setdefault(requests[i].doc["id"], i)
+            unique = sorted(set(first.values()))
+            answers = dict(zip(unique, self._revise([requests[i] for i in unique], disable_tqdm)))
+            for i in idx:
+                out[i] = answers[first[requests[i].doc["id"]]]
         return out
 
     def _check_requests(self, requests: list[Instance]) -> None:
