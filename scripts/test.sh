@@ -19,7 +19,7 @@ for env in .venv .venv-py312 .venv-eval .venv-llama .venv-annotate; do
 done
 
 step "lint (ruff) and types (mypy)"
-.venv-eval/bin/ruff check cnr_plugin tests benchmarks scripts setup.py
+.venv-eval/bin/ruff check cnr_plugin tests benchmarks scripts examples setup.py
 .venv-eval/bin/mypy
 
 step "skips allowed (tests/allowed_skips.yaml); any other skip fails"

@@ -102,6 +102,22 @@ def tiny_falcon(tmp_path_factory):
     return make_tiny_model(tmp_path_factory.mktemp("tiny-falcon"), arch="falcon")
 
 
+@pytest.fixture(scope="session")
+def tagged_format(tmp_path_factory) -> Path:
+    """The shipped example format plugin (examples/cnr-tagged-format), installed by pip the way a
+    user installs it (from a copy, so no build files land in the repository) into a folder that
+    goes on PYTHONPATH: its entry point is found like any installed plugin's."""
+    import shutil
+
+    base = tmp_path_factory.mktemp("tagged-format")
+    source = shutil.copytree(ROOT / "examples" / "cnr-tagged-format", base / "source")
+    target = base / "site"
+    proc = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+                           "--no-index", "--target", str(target), str(source)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return target
+
+
 def tiny_config(tmp_path: Path, model_dir: Path, **overrides) -> Path:
     """The shipped CPU config, pointed at a local model, data and folders under tmp_path."""
     cfg = yaml.safe_load((ROOT / "axolotl_configs" / "cnr-tiny-cpu.yaml").read_text())

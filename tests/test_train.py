@@ -56,12 +56,14 @@ def test_full_train_learns_and_model_loads(tmp_path, tiny_llama):
     assert model.config.num_hidden_layers == 2
 
 
-def test_third_party_format_plugin_trains(tmp_path, tiny_llama, smollm2_tokenizer):
-    cfg = tiny_config(tmp_path, tiny_llama, cnr_format="brackets", max_steps=2)
-    proc = run_train(cfg, env=axolotl_env(PYTHONPATH=pythonpath(ROOT / "tests" / "plugin_fixture")))
-    assert "format=brackets" in proc.stdout + proc.stderr
+def test_the_shipped_example_format_plugin_trains(tmp_path, tiny_llama, smollm2_tokenizer, tagged_format):
+    """examples/cnr-tagged-format, pip-installed as a user would, selected by ``cnr_format``."""
+    cfg = tiny_config(tmp_path, tiny_llama, cnr_format="tagged", max_steps=2)
+    proc = run_train(cfg, env=axolotl_env(PYTHONPATH=pythonpath(tagged_format)))
+    assert "format=tagged" in proc.stdout + proc.stderr
     texts = prepared_texts(tmp_path / "prepared", smollm2_tokenizer)
-    assert all("[CRITIQUE]\n" in t and "\n[REVISION]\n" in t for t in texts)
+    assert texts and all(t.count("<critique>\n") == 1 and "\n</critique>\n<revision>\n" in t
+                         and "\n</revision>" in t for t in texts)
 
 
 def zero3_config(tmp_path: Path, tiny_falcon: Path) -> Path:

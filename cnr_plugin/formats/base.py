@@ -213,10 +213,19 @@ class CnRFormat:
     uses_chat_template: ClassVar[bool] = False
 
     def render_input(self, prompt: Prompt, response: str, *, system: str | None = None, tokenizer: Any = None) -> str:
+        """The text the reviser reads: the prompt (a string, or a conversation of role/content
+        turns -- :func:`prompt_text` renders one as marked turns) and the response to critique.
+        It must equal :meth:`render`'s ``input`` for the same arguments, and user text inside
+        it must never read as the format's own markers (quote such lines, as :func:`escape`
+        does). ``tokenizer`` is given where a chat template is applied (``uses_chat_template``)."""
         raise NotImplementedError
 
     def render(self, prompt: Prompt, response: str, critique: str, revision: str, *,
                system: str | None = None, tokenizer: Any = None) -> Rendered:
+        """A record as model text: ``input`` (:meth:`render_input`) and ``target`` (critique,
+        then revision) with the character spans of both inside the target, which Axolotl's
+        ``cnr_loss_on`` masks the loss to. :meth:`parse` of the target must give back the
+        critique and revision (a revision byte-exact)."""
         raise NotImplementedError
 
     def render_record(self, record: Any, tokenizer: Any = None) -> Rendered:
@@ -232,6 +241,9 @@ class CnRFormat:
         return Prompted(text=shots + self.render_input(prompt, response, system=system))
 
     def parse(self, generation: str) -> Parsed:
+        """Read a generation back into (critique, revision); a generation without a usable
+        revision gives ``Parsed(problem=...)`` and the loop keeps the text it had. The host has
+        cut the generation at the first of :meth:`stop_sequences` (the stop string removed)."""
         return parse_generation(generation)
 
     def token_length(self, record: Any, tokenizer: Any) -> int:
