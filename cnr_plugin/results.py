@@ -40,7 +40,7 @@ OUTCOMES = ("won", "tied", "lost", "not judged", NO_REVISION)
 # -- metric names (lm-eval's table) -----------------------------------------------------------------
 
 #: per run: (metric, aggregation of the cnr_utils module or lm-eval's own, higher is better). The
-#: direction is None (no arrow in lm-eval's table) for counters, run accounting and diagnostics
+#: direction is None (no arrow in lm-eval's table) for counters and diagnostics
 #: whose ideal is not an end of the scale (a judge naming position A half the time is right)
 PER_RUN = (
     ("n_items", "total", None),
@@ -56,21 +56,12 @@ PER_RUN = (
     ("judge_prefers_longer", "share", None),
     ("judge_tie_share", "share", None),
     ("judge_unparsed_share", "share", False),
-    # what the judge cost, for the whole run (every document carries the run's figures)
-    ("judge_calls", "same", None),
-    ("judge_cached", "same", None),
-    ("judge_tokens_in", "same", None),
-    ("judge_tokens_out", "same", None),
-    ("judge_cost", "same", None),
-    ("judge_calls_without_usage", "same", None),
-    # what the reviser cost (the inner lm-eval model's tokenizer counts its tokens where it has one)
-    ("reviser_calls", "same", None),
-    ("reviser_cached", "same", None),
-    ("reviser_tokens_in", "same", None),
-    ("reviser_tokens_out", "same", None),
-    ("reviser_cost", "same", None),
-    ("reviser_calls_without_usage", "same", None),
 )
+#: what a run cost (calls, cache hits, tokens, money) is run accounting, not a metric: it depends on
+#: the cache's state, so two identical runs would give different tables. lm-eval's table leaves it
+#: out; every item in the samples carries the run's ``judge_usage`` and ``reviser_usage``
+#: (:func:`lm_eval_accounting` reads them back) and the task logs them as one line per role
+ACCOUNTING = ("calls", "cached", "tokens_in", "tokens_out", "cost", "calls_without_usage", "seconds_per_1000_calls")
 #: the judge diagnostics lm-eval's table shows, by their name in :mod:`cnr_plugin.evaluation.diagnostics`
 JUDGE_SHARES = ("consistency", "position_a", "prefers_longer", "tie_share", "unparsed_share")
 #: per iteration k: (metric template, aggregation, higher is better, first iteration it exists for);
@@ -127,11 +118,6 @@ def item_metrics(original: str, data: dict[str, Any]) -> dict[str, Any]:
     for name in JUDGE_SHARES:
         num, den = SHARES[name]
         out[f"judge_{name}"] = (c.get(num, 0.0), c.get(den, 0.0))
-    for role in ("judge", "reviser"):
-        usage = data.get(f"{role}_usage") or {}
-        for key in ("calls", "cached", "tokens_in", "tokens_out", "cost", "calls_without_usage"):
-            if key in usage:
-                out[f"{role}_{key}"] = usage[key]
     for k, figures in (data.get("text_metrics") or {}).items():
         for name, pair in figures.items():
             out[f"ifeval_{name}_iter{k}"] = tuple(pair)
@@ -259,7 +245,29 @@ def _run_from_lm_eval(path: Path, data: dict[str, Any]) -> Run | None:
     if by_iteration:
         run.extra["text_metrics"] = {"judge": "ifeval", "by_iteration": dict(sorted(by_iteration.items(),
                                                                                     key=lambda kv: int(kv[0])))}
+    samples = samples_file(path)
+    if samples is not None:  # the run's accounting is in its samples, not among its metrics
+        for key, value in lm_eval_accounting(samples).get("judge", {}).items():
+            run.extra[f"judge_{key}"] = value
     return run
+
+
+def lm_eval_accounting(samples: str | Path) -> dict[str, dict[str, Any]]:
+    """What an lm-eval run cost, by role (``judge``, ``reviser``): the :data:`ACCOUNTING` figures
+    that every item of its samples file carries (the largest, where ranks of a data-parallel run
+    each carried their own)."""
+    out: dict[str, dict[str, Any]] = {}
+    for line, _unit, row in iter_rows(Path(samples), model=LmEvalSample):
+        resp = row.filtered_resps
+        data = _decoded(resp if isinstance(resp, str) else resp[0], "filtered_resps", str(samples), line)
+        for role in ("judge", "reviser"):
+            usage = data.get(f"{role}_usage") if isinstance(data, dict) else None
+            for key in ACCOUNTING:
+                value = usage.get(key) if isinstance(usage, dict) else None
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    figures = out.setdefault(role, {})
+                    figures[key] = max(figures.get(key, value), value)
+    return out
 
 
 class _SummaryRow(BaseModel):
@@ -317,7 +325,7 @@ def _run_from_summary(path: Path, data: dict[str, Any]) -> Run:
     for name, value in (data.get("judge_diagnostics") or {}).items():
         run.extra[f"judge_{name}"] = value
     for key, value in (data.get("judge_usage") or {}).items():
-        if key in ("calls", "cached", "tokens_in", "tokens_out", "cost", "seconds_per_1000_calls"):
+        if key in ACCOUNTING:
             run.extra[f"judge_{key}"] = value
     return run
 

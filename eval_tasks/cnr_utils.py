@@ -5,7 +5,7 @@ YAML (not by importing a dotted path), so this short module re-exports them from
 """
 
 from cnr_plugin.lm_eval.tasks import (ci95_hi, ci95_lo, doc_to_text, judge, lc_ci95_hi, lc_ci95_lo, lc_winrate,
-                                      load_docs, process_results, same, share, total, winrate)
+                                      load_docs, process_results, share, total, winrate)
 
-__all__ = ["load_docs", "doc_to_text", "judge", "process_results", "total", "share", "same", "winrate", "ci95_lo",
+__all__ = ["load_docs", "doc_to_text", "judge", "process_results", "total", "share", "winrate", "ci95_lo",
            "ci95_hi", "lc_winrate", "lc_ci95_lo", "lc_ci95_hi"]

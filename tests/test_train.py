@@ -142,9 +142,11 @@ def test_post_train_evaluation_and_axolotl_cnr_eval(tmp_path, tiny_llama):
     assert res["results"]["cnr_winrate"]["n_items,judged"] == 2
     assert "winrate_iter2,judged" in res["results"]["cnr_winrate"]
     # the hf reviser reports no usage: its own tokenizer counts the tokens of every call
-    cost = res["results"]["cnr_winrate"]
-    assert cost["reviser_calls,judged"] > 0 and cost["reviser_calls_without_usage,judged"] == 0
-    assert cost["reviser_tokens_in,judged"] > cost["reviser_calls,judged"] and cost["reviser_tokens_out,judged"] > 0
+    from cnr_plugin.results import lm_eval_accounting
+
+    cost = lm_eval_accounting(next(results.rglob("samples_cnr_winrate_*.jsonl")))["reviser"]
+    assert cost["calls"] > 0 and cost["calls_without_usage"] == 0
+    assert cost["tokens_in"] > cost["calls"] and cost["tokens_out"] > 0
     assert res["config"]["model_args"]["peft"] == str(tmp_path / "out")
     assert (results / "cnr_winrate.png").stat().st_size > 1000
 

@@ -15,6 +15,7 @@ import math
 from typing import Any
 
 from cnr_plugin.cache import Cache
+from cnr_plugin.costs import describe
 from cnr_plugin.evaluation import (RunConfig, examples_for, judge_revisions, length_controlled, prepare_judge,
                                    run_config, win_rate)
 from cnr_plugin.judges import load_judge_config
@@ -25,7 +26,9 @@ from .errors import CnRRunError, run_errors
 from . import docs as _shared
 from .docs import doc_items, doc_to_text, make_docs, read_items
 
-LOG = logging.getLogger("cnr_plugin.lm_eval")
+#: under lm-eval's logger, whose handler and --verbosity the lm_eval command sets up: a logger of our
+#: own would have no handler there, and its INFO lines (the win rates, what the run cost) would vanish
+LOG = logging.getLogger("lm_eval.cnr_winrate")
 #: keys lm-eval itself puts among the task's metadata: the task YAML's ``metadata:`` (version),
 #: and 0.4.13's task factory (config_source, config, _metadata)
 LM_EVAL_KEYS = frozenset({"version", "config_source", "config", "_metadata"})
@@ -89,6 +92,12 @@ def judge(resps: list[list[str]], docs: list[dict[str, Any]]) -> list[str]:
     for row in evaluation.summary["rows"]:
         LOG.info("cnr_winrate: %s iteration %d: win rate %.3f [%.3f, %.3f] over %d judged",
                  row["against"], row["iteration"], row["winrate"], *row["ci95"], row["n_judged"])
+    # what the run cost is accounting, not a metric (it depends on the cache): logged here, and kept
+    # in every sample's judge_usage / reviser_usage (cnr_plugin.results.lm_eval_accounting)
+    reviser = next((d["reviser_usage"] for d in outputs if isinstance(d.get("reviser_usage"), dict)), None)
+    for report in (reviser, evaluation.usage):
+        if report:
+            LOG.info("cnr_winrate: %s", describe(report))
     return [json.dumps(d) for d in outputs]
 
 
@@ -112,11 +121,6 @@ def share(items: list[tuple[float, float]]) -> float | None:
     documents (None where nothing was there to measure: every verdict a tie, say)."""
     den = sum(d for _n, d in items)
     return float(sum(n for n, _d in items) / den) if den else None
-
-
-def same(items: list[float]) -> float | None:
-    """A figure of the whole run that every document carries (the judge's calls, tokens, cost)."""
-    return float(max(items)) if items else None
 
 
 @functools.lru_cache(maxsize=64)
@@ -153,5 +157,5 @@ def lc_ci95_hi(items: list[tuple[float, int, int]]) -> float | None:
     return _finite(_lc(tuple(sorted(map(tuple, items))))["ci95"][1])
 
 
-__all__ = ["load_docs", "doc_to_text", "judge", "process_results", "total", "share", "same", "winrate", "ci95_lo",
+__all__ = ["load_docs", "doc_to_text", "judge", "process_results", "total", "share", "winrate", "ci95_lo",
            "ci95_hi", "lc_winrate", "lc_ci95_lo", "lc_ci95_hi", "CnRRunError"]
