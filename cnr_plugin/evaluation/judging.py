@@ -235,17 +235,18 @@ class TooManyFailures(CnRError):
     """More comparisons failed or went unparsed than ``max_failed_fraction`` allows."""
 
 
-def summarize(judged: Sequence[Judged], max_failed_fraction: float = 1.0) -> dict[str, Any]:
-    """Win rate per iteration (and against), with bootstrap CIs and the excluded counts."""
+def summarize(judged: Sequence[Judged], max_failed_fraction: float = 1.0, seed: int = 0) -> dict[str, Any]:
+    """Win rate per iteration (and against), with bootstrap CIs (seeded by ``seed``) and the
+    excluded counts."""
     by: dict[tuple[str, int], list[Judged]] = {}
     for j in judged:
         by.setdefault((j.comparison.against, j.comparison.iteration), []).append(j)
     rows = []
     for (against, it), js in sorted(by.items()):
         ok = [j for j in js if j.score is not None]
-        wr = win_rate([j.score for j in ok])
+        wr = win_rate([j.score for j in ok], seed=seed)
         lc = length_controlled([(j.score, len(j.comparison.revision), len(j.comparison.baseline))  # type: ignore[misc]
-                                for j in ok])
+                                for j in ok], seed=seed)
         rows.append({"against": against, "iteration": it, "n": len(js), "n_judged": wr["n"],
                      "n_failed": sum(j.status == "failed" for j in js),
                      "n_unparsed": sum(j.status == "unparsed" for j in js),
@@ -264,7 +265,7 @@ def summarize(judged: Sequence[Judged], max_failed_fraction: float = 1.0) -> dic
     if judged and n_bad / len(judged) > max_failed_fraction:
         raise TooManyFailures(f"{n_bad} of {len(judged)} judge comparisons failed or were unparsed, more than "
                               f"max_failed_fraction={max_failed_fraction}: the win rates would not mean much{said}")
-    return {"rows": rows, "n_comparisons": len(judged), "n_excluded": n_bad,
+    return {"rows": rows, "n_comparisons": len(judged), "n_excluded": n_bad, "seed": seed,
             "judge_diagnostics": diagnose(from_judged(judged))}
 
 
@@ -339,14 +340,14 @@ class Evaluation:
 
 def judge_revisions(items: Sequence[Item], results: Mapping[str, Sequence[tuple[int, str]]], config: JudgeConfig,
                     judge: Any = None, *, cache: Cache | None = None, compare_previous: bool = False,
-                    progress: bool = True) -> Evaluation:
+                    progress: bool = True, seed: int = 0) -> Evaluation:
     """Judge every iteration's result of every item against its original (both orders) and
     summarise: the one judging pipeline of ``cnr_winrate``, ``cnr judge`` and annotation."""
     judge = judge if judge is not None else make_judge(config)
     comparisons = [c for it in items for c in iteration_comparisons(it, results[it.id], compare_previous)]
     runner = JudgeRunner(judge, config, cache, progress=progress)
     judged = runner.judge_comparisons(comparisons)
-    summary = summarize(judged, config.max_failed_fraction)
+    summary = summarize(judged, config.max_failed_fraction, seed=seed)
     per_text = text_metrics(judge, items, results)
     if per_text:
         summary["text_metrics"] = {"judge": config.judge, "by_iteration": text_metric_shares(per_text)}

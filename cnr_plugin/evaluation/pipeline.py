@@ -127,9 +127,10 @@ def check_judge_lengths(items: Sequence[Item], results: Mapping[str, Sequence[tu
 
 def judge_files(baseline: Path, candidate: Path, out: Path, *, judge: Any = "default", name: str | None = None,
                 compare_previous: bool = False, max_input_tokens: int = DEFAULT_MAX_INPUT_TOKENS,
-                fields: Any = None) -> tuple[Evaluation, Path]:
+                fields: Any = None, seed: int = 0) -> tuple[Evaluation, Path]:
     """Judge CANDIDATE (responses, or ``cnr revise`` output) against BASELINE by id, in both
     position orders; writes a ``cnr judge`` folder (:func:`cnr_plugin.results.write_judged`).
+    ``seed``: the bootstrap intervals' (the run option ``seed`` of ``cnr_winrate``).
     ``fields``: the field map of both files (a preset such as ``ifeval``, or field=column pairs; not
     applied to ``cnr revise`` output, which is the project's own).
     Returns the evaluation and the summary's path."""
@@ -156,7 +157,8 @@ def judge_files(baseline: Path, candidate: Path, out: Path, *, judge: Any = "def
                                "revision": row.response, "problem": None, "result": row.response}]
     check_judge_lengths(items, results, max_input_tokens, str(candidate))
     config, judge_impl = prepare_judge(judge, items, source=str(baseline))
-    evaluation = judge_revisions(items, results, config, judge_impl, cache=Cache(), compare_previous=compare_previous)
+    evaluation = judge_revisions(items, results, config, judge_impl, cache=Cache(), compare_previous=compare_previous,
+                                 seed=seed)
     path = write_judged(out, name=name or candidate.stem, items=items, steps=steps, evaluation=evaluation,
                         judge=config.describe(), plugins=plugin_versions())
     return evaluation, path

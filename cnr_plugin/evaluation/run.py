@@ -66,6 +66,9 @@ class RunConfig(BaseModel):
     reviser_price: Price | None = Field(
         None, description="the reviser's price per million tokens {input: .., output: ..}: turns the tokens its "
         "server reports into money (cnr revise)")
+    seed: int = Field(0, ge=0, description="seed of the bootstrap intervals (win rate and length-controlled); "
+                      "it moves an interval by its Monte Carlo error, never a win rate. lm-eval's --seed "
+                      "seeds its global generators, which the plugin's figures do not read")
     fields: str | dict[str, str] | None = Field(
         None, description="field map of the responses file: a preset ('cai') or {prompt: column, response: "
         "dotted.path, ...}")

@@ -40,16 +40,18 @@ def bootstrap_ci(scores: Sequence[float | None], n_boot: int = 10_000, level: fl
     return float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha))
 
 
-def win_rate(scores: Sequence[float | None]) -> dict[str, Any]:
+def win_rate(scores: Sequence[float | None], seed: int = 0) -> dict[str, Any]:
     """The win rate of per-item scores (1 win, 0.5 tie, 0 loss, or an expected score; None is
     excluded): the mean, with its 95 % interval (:func:`bootstrap_ci`). The one aggregation of win
     rates: the evaluation summary, lm-eval's metrics, people's verdicts and the results page all
-    call it, and the mean is taken over the sorted scores, so the order of items never moves it."""
+    call it, and the mean is taken over the sorted scores, so the order of items never moves it.
+    ``seed`` is the bootstrap's (the run option ``seed``, ``cnr judge --seed``): it moves the
+    interval by its Monte Carlo error, never the win rate."""
     x = np.sort(np.asarray([s for s in scores if s is not None], dtype=float))
     if not x.size:
         return {"winrate": float("nan"), "ci95": [float("nan"), float("nan")], "n": 0}
     mean = float(x.mean())
-    return {"winrate": mean, "ci95": list(containing(bootstrap_ci(list(x)), mean)), "n": int(x.size)}
+    return {"winrate": mean, "ci95": list(containing(bootstrap_ci(list(x), seed=seed), mean)), "n": int(x.size)}
 
 
 def containing(interval: tuple[float, float], estimate: float) -> tuple[float, float]:

@@ -80,10 +80,13 @@ def judge(resps: list[list[str]], docs: list[dict[str, Any]]) -> list[str]:
     results = {it.id: [(s["iteration"], s["result"]) for s in data["steps"]] for it, data in judged}
     config = _check(load_judge_config, run.judge)
     evaluation = _check(judge_revisions, items, results, config, cache=Cache(run.cache),
-                        compare_previous=run.compare_previous)
+                        compare_previous=run.compare_previous, seed=run.seed)
+    LOG.info("cnr_winrate: bootstrap seed %d (the run option \"seed\"; lm-eval's --seed seeds its global "
+             "generators, which no figure of this task reads)", run.seed)
     by_item = evaluation.by_item()
     for data, doc in zip(outputs, docs):
         data["judgments"] = by_item.get(doc["id"], [])
+        data["seed"] = run.seed
         data["judge_calls"] = evaluation.calls
         data["judge_cache_hits"] = evaluation.cache_hits
         data["judge_usage"] = evaluation.usage
@@ -123,38 +126,47 @@ def share(items: list[tuple[float, float]]) -> float | None:
     return float(sum(n for n, _d in items) / den) if den else None
 
 
+def _seeded(items: list[Any]) -> tuple[tuple[Any, ...], int]:
+    """Per-document values of an interval's metric: (value..., the run's bootstrap seed), sorted
+    (so the order of documents never moves a figure), and that seed."""
+    rows = tuple(sorted(map(tuple, items)))
+    return tuple(r[:-1] for r in rows), int(rows[0][-1]) if rows else 0
+
+
 @functools.lru_cache(maxsize=64)
-def _win_rate(items: tuple[float, ...]) -> dict[str, Any]:
-    return win_rate(items)
+def _win_rate(scores: tuple[float, ...], seed: int = 0) -> dict[str, Any]:
+    return win_rate(scores, seed=seed)
 
 
 def winrate(items: list[float]) -> float | None:
     return _finite(_win_rate(tuple(sorted(items)))["winrate"])
 
 
-def ci95_lo(items: list[float]) -> float | None:
-    return _finite(_win_rate(tuple(sorted(items)))["ci95"][0])
+def ci95_lo(items: list[tuple[float, int]]) -> float | None:
+    rows, seed = _seeded(items)
+    return _finite(_win_rate(tuple(r[0] for r in rows), seed)["ci95"][0])
 
 
-def ci95_hi(items: list[float]) -> float | None:
-    return _finite(_win_rate(tuple(sorted(items)))["ci95"][1])
+def ci95_hi(items: list[tuple[float, int]]) -> float | None:
+    rows, seed = _seeded(items)
+    return _finite(_win_rate(tuple(r[0] for r in rows), seed)["ci95"][1])
 
 
 @functools.lru_cache(maxsize=64)
-def _lc(items: tuple[tuple[float, int, int], ...]) -> dict[str, Any]:
-    return length_controlled(list(items))
+def _lc(items: tuple[tuple[float, int, int], ...], seed: int) -> dict[str, Any]:
+    return length_controlled(list(items), seed=seed)
 
 
-def lc_winrate(items: list[tuple[float, int, int]]) -> float | None:
-    return _finite(_lc(tuple(sorted(map(tuple, items))))["winrate"])
+def lc_winrate(items: list[tuple[float, int, int, int]]) -> float | None:
+    return _finite(_lc(*_seeded(items))["winrate"])
 
 
-def lc_ci95_lo(items: list[tuple[float, int, int]]) -> float | None:
-    return _finite(_lc(tuple(sorted(map(tuple, items))))["ci95"][0])
+def lc_ci95_lo(items: list[tuple[float, int, int, int]]) -> float | None:
+    return _finite(_lc(*_seeded(items))["ci95"][0])
 
 
-def lc_ci95_hi(items: list[tuple[float, int, int]]) -> float | None:
-    return _finite(_lc(tuple(sorted(map(tuple, items))))["ci95"][1])
+def lc_ci95_hi(items: list[tuple[float, int, int, int]]) -> float | None:
+    return _finite(_lc(*_seeded(items))["ci95"][1])
 
 
 __all__ = ["load_docs", "doc_to_text", "judge", "process_results", "total", "share", "winrate", "ci95_lo",
