@@ -9,10 +9,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Sequence
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -43,12 +46,28 @@ class Cache:
         self._local = threading.local()
         self.hits = 0
         self.misses = 0
+        # processes that open a new cache together (the ranks of a data-parallel run) race to switch it
+        # to WAL, and SQLite answers the loser "database is locked" at once, without waiting for the
+        # busy timeout: try again until the timeout has passed
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                self._create()
+                break
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def _create(self) -> None:
         con = self._con()
-        con.execute("PRAGMA journal_mode=WAL")
-        for table in TABLES:
-            # the time is written by Python: SQLite's unixepoch('subsec') needs 3.42 (NULL before)
-            con.execute(f"CREATE TABLE IF NOT EXISTS {table} (key TEXT PRIMARY KEY, value TEXT NOT NULL, created REAL)")
-        con.commit()
+        if con.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            con.execute("PRAGMA journal_mode=WAL")
+        with con:
+            for table in TABLES:
+                # the time is written by Python: SQLite's unixepoch('subsec') needs 3.42 (NULL before)
+                con.execute(f"CREATE TABLE IF NOT EXISTS {table} (key TEXT PRIMARY KEY, value TEXT NOT NULL, created REAL)")
+            con.execute("CREATE TABLE IF NOT EXISTS claims (key TEXT PRIMARY KEY, owner TEXT NOT NULL, beat REAL NOT NULL)")
 
     def _con(self) -> sqlite3.Connection:
         con = getattr(self._local, "con", None)
@@ -91,3 +110,135 @@ class Cache:
 
     def count(self, table: str) -> int:
         return self._con().execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+
+
+def several_processes() -> bool:
+    """Whether this process is one of several of a run (torchrun and accelerate set WORLD_SIZE):
+    they share one cache, and :class:`Claims` keeps them from sending the same request twice."""
+    try:
+        return int(os.environ.get("WORLD_SIZE", "1")) > 1
+    except ValueError:
+        return False
+
+
+def _owner_alive(owner: str) -> bool:
+    """A claim's owner is alive unless it ran on this machine and its process is gone (a killed
+    rank's claims lapse at once for a re-run here; elsewhere its heartbeat decides)."""
+    host, _, rest = owner.partition("|")
+    if host != socket.gethostname():
+        return True
+    try:
+        os.kill(int(rest.split("|")[0]), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, ValueError):
+        return True
+    return True
+
+
+class Claims:
+    """Requests that several processes sharing one cache would each send (the ranks of a
+    data-parallel run, given equal documents): the first process to claim a key sends it, the
+    others wait for its row in ``table`` and read it from there.
+
+    A claim lives while its owner does: the owner beats every ``stale_s / 4`` seconds while it
+    holds claims, and a claim whose beat is older than ``stale_s``, or whose owner process is gone
+    from this machine, is taken over. A claim released without a row (the request failed, and
+    only what succeeded is cached) is taken over too, so a failed request is asked again rather
+    than lost. Every process therefore ends with a result for every key it asked for."""
+
+    def __init__(self, cache: Cache, table: str, stale_s: float = 60.0, poll_s: float = 0.1):
+        self.cache, self.table, self.stale_s, self.poll_s = cache, table, stale_s, poll_s
+        self.owner = f"{socket.gethostname()}|{os.getpid()}|{uuid.uuid4().hex[:12]}"
+
+    def _key(self, key: str) -> str:
+        return f"{self.table}:{key}"
+
+    def take(self, keys: Sequence[str]) -> set[str]:
+        """Claim ``keys``; returns those this process now owns (the others are claimed by a live owner)."""
+        con = self.cache._con()
+        now = time.time()
+        with con:
+            for key in keys:
+                row = con.execute("SELECT owner, beat FROM claims WHERE key = ?", (self._key(key),)).fetchone()
+                if row is not None and row[0] != self.owner and (row[1] < now - self.stale_s or not _owner_alive(row[0])):
+                    con.execute("DELETE FROM claims WHERE key = ? AND owner = ?", (self._key(key), row[0]))
+                con.execute("INSERT OR IGNORE INTO claims (key, owner, beat) VALUES (?, ?, ?)",
+                            (self._key(key), self.owner, now))
+        return {k for k in keys if self._owner_of(k) == self.owner}
+
+    def _owner_of(self, key: str) -> str | None:
+        row = self.cache._con().execute("SELECT owner, beat FROM claims WHERE key = ?", (self._key(key),)).fetchone()
+        if row is None or row[1] < time.time() - self.stale_s or not _owner_alive(row[0]):
+            return None
+        return row[0]
+
+    def release(self, keys: Sequence[str]) -> None:
+        con = self.cache._con()
+        with con:
+            con.executemany("DELETE FROM claims WHERE key = ? AND owner = ?", [(self._key(k), self.owner) for k in keys])
+
+    @contextmanager
+    def holding(self) -> Iterator[Claims]:
+        """Beat while the block runs, and release whatever is still held when it ends (or fails)."""
+        stop = threading.Event()
+
+        def beat() -> None:
+            con = sqlite3.connect(self.cache.path, timeout=60)
+            try:
+                while not stop.wait(self.stale_s / 4):
+                    with con:
+                        con.execute("UPDATE claims SET beat = ? WHERE owner = ?", (time.time(), self.owner))
+            finally:
+                con.close()
+
+        thread = threading.Thread(target=beat, daemon=True, name="cnr-claims-heartbeat")
+        thread.start()
+        try:
+            yield self
+        finally:
+            stop.set()
+            thread.join()
+            con = self.cache._con()
+            with con:
+                con.execute("DELETE FROM claims WHERE owner = ?", (self.owner,))
+
+    def share(self, keys: Sequence[str], send: Callable[[list[str]], None],
+              lookup: Callable[[str], Any]) -> dict[str, Any]:
+        """Send (``send``) the keys this process claims first; wait for the others' rows (``lookup``
+        reads one from the cache, ``None`` while it is missing) and take over those whose claim
+        ended without one. Returns ``{key: value}`` for the keys read from other processes' rows."""
+        read: dict[str, Any] = {}
+        pending = list(keys)
+        with self.holding():
+            while pending:
+                mine = self.take(pending)
+                send([k for k in pending if k in mine])
+                self.release(list(mine))
+                got, pending = self.wait([k for k in pending if k not in mine], lookup)
+                read.update(got)
+        return read
+
+    def wait(self, keys: Sequence[str], lookup: Callable[[str], Any]) -> tuple[dict[str, Any], list[str]]:
+        """Wait for the rows of keys other processes claimed: returns ``{key: value}`` for those that
+        arrived and the keys whose claim ended without one (take them over: :meth:`take`)."""
+        found: dict[str, Any] = {}
+        orphans: list[str] = []
+        pending = list(keys)
+        while pending:
+            still = []
+            for key in pending:
+                value = lookup(key)
+                if value is None and self._owner_of(key) in (None, self.owner):
+                    value = lookup(key)  # the owner writes the row before it lets go of the claim
+                    if value is None:
+                        orphans.append(key)
+                        continue
+                if value is not None:
+                    found[key] = value
+                else:
+                    still.append(key)
+            pending = still
+            if pending:
+                time.sleep(self.poll_s)
+        return found, orphans

@@ -3,7 +3,7 @@ CPU) through lm-eval's own evaluator, sharding and gather. ``--model cnr`` takes
 the process group (its inner model, ``local-completions`` at the scripted server, is not data-parallel
 itself; HFLM only is on several GPUs), so each rank revises and judges its own share of the documents and
 rank 0 writes the one results file. Every per-item result equals the single-process run's, and the server
-answers no request twice."""
+answers no request twice, even for documents that repeat on different ranks."""
 
 from __future__ import annotations
 
@@ -72,7 +72,10 @@ def per_item(out: Path) -> dict[str, tuple]:
 def test_two_ranks_under_torchrun_split_the_documents_and_agree_with_one_process(tmp_path):
     if not have("torch") or not have("lm_eval"):
         missing("needs torch (torchrun, gloo) and lm-eval")
-    rows = [{"id": f"d{i}", "prompt": f"Question {i}?", "response": f"Answer {i}."} for i in range(N_ITEMS)]
+    # d1 repeats d0 and d5 repeats d4: lm-eval gives each pair's two documents to different ranks, which
+    # ask the same reviser and judge requests; the shared cache's claims send each once (test_claims.py)
+    rows = [{"id": f"d{i}", "prompt": f"Question {i - (i in (1, 5))}?", "response": f"Answer {i - (i in (1, 5))}."}
+            for i in range(N_ITEMS)]
     responses = tmp_path / "responses.jsonl"
     responses.write_text("".join(json.dumps(r) + "\n" for r in rows))
 

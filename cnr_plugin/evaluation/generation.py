@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from tqdm.auto import tqdm
 
-from cnr_plugin.cache import Cache, make_key
+from cnr_plugin.cache import Cache, Claims, make_key, several_processes
 from cnr_plugin.costs import Tally, usage_of
 from cnr_plugin.errors import CnRError
 from cnr_plugin.formats import CnRFormat, Prompted
@@ -119,29 +119,50 @@ def cached_generate(backend: Backend, requests: Sequence[Prompted], cache: Cache
             positions.setdefault(keys[i], []).append(i)
     if not positions:
         return out, 0  # type: ignore[return-value]
-    order = list(positions)
 
-    def done(j: int, text: str, usage: dict[str, int] | None = None) -> None:
-        for i in positions[order[j]]:
+    def send(order: list[str]) -> None:
+        def done(j: int, text: str, usage: dict[str, int] | None = None) -> None:
+            for i in positions[order[j]]:
+                out[i] = text
+            if tally is not None:
+                tally.call(usage)
+            if cache is not None:
+                cache.put("revision", order[j], {"text": text, "usage": usage} if usage is not None else text)
+
+        todo = [requests[positions[key][0]] for key in order]
+        if not todo:
+            return
+        if tally is not None:
+            tally.start()
+        try:
+            if getattr(backend, "reports_each", False):
+                backend.generate(todo, on_done=done)  # type: ignore[call-arg]
+            else:
+                for j, text in enumerate(backend.generate(todo)):
+                    done(j, text)
+        finally:
+            if tally is not None:
+                tally.stop()
+
+    if cache is None or not several_processes():
+        send(list(positions))
+        return out, len(positions)  # type: ignore[return-value]
+    # several processes share the cache (a data-parallel run): a request is sent by the one that
+    # claims it first, and the others read its generation from the cache
+    sent: list[str] = []
+
+    def send_mine(order: list[str]) -> None:
+        send(order)
+        sent.extend(order)
+
+    read = Claims(cache, "revision").share(list(positions), send_mine, lambda k: cache.get("revision", k))
+    for key, value in read.items():
+        text, usage = cached_text(value)
+        for i in positions[key]:
             out[i] = text
         if tally is not None:
-            tally.call(usage)
-        if cache is not None:
-            cache.put("revision", order[j], {"text": text, "usage": usage} if usage is not None else text)
-
-    todo = [requests[positions[key][0]] for key in order]
-    if tally is not None:
-        tally.start()
-    try:
-        if getattr(backend, "reports_each", False):
-            backend.generate(todo, on_done=done)  # type: ignore[call-arg]
-        else:
-            for j, text in enumerate(backend.generate(todo)):
-                done(j, text)
-    finally:
-        if tally is not None:
-            tally.stop()
-    return out, len(order)  # type: ignore[return-value]
+            tally.hit(usage)
+    return out, len(sent)  # type: ignore[return-value]
 
 
 def request_text(request: Prompted) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from cnr_plugin.cache import Cache, make_key
+from cnr_plugin.cache import Cache, Claims, make_key, several_processes
 from cnr_plugin.costs import Tally
 from cnr_plugin.errors import CnRError
 from cnr_plugin.judges import JudgeConfig, JudgeConfigError, JudgePair, Verdict, judge_reads, load_judge_config, make_judge
@@ -186,17 +186,37 @@ class JudgeRunner:
         self.tally.start()
         if todo and getattr(self.judge, "batched", False):
             self._judge_batch(todo, found, use_cache)
+        elif todo and use_cache and several_processes():
+            self._judge_shared(todo, found)
         elif todo:
-            bar = tqdm(total=len(todo), desc="cnr judge", unit="call", disable=not self.progress,
-                       postfix={"cache hits": self.cache_hits})
-            with ThreadPoolExecutor(max_workers=self.config.concurrency) as pool:
-                futures = {pool.submit(self._judge_one, pair): key for key, pair in todo.items()}
-                for fut in as_completed(futures):
-                    self._record(futures[fut], fut.result(), found, use_cache)
-                    bar.update(1)
-            bar.close()
+            self._judge_threads(todo, found, use_cache)
         self.tally.stop()
         return [found[k] for k in keys]
+
+    def _judge_threads(self, todo: dict[str, JudgePair], found: dict[str, Verdict], use_cache: bool) -> None:
+        if not todo:
+            return
+        bar = tqdm(total=len(todo), desc="cnr judge", unit="call", disable=not self.progress,
+                   postfix={"cache hits": self.cache_hits})
+        with ThreadPoolExecutor(max_workers=self.config.concurrency) as pool:
+            futures = {pool.submit(self._judge_one, pair): key for key, pair in todo.items()}
+            for fut in as_completed(futures):
+                self._record(futures[fut], fut.result(), found, use_cache)
+                bar.update(1)
+        bar.close()
+
+    def _judge_shared(self, todo: dict[str, JudgePair], found: dict[str, Verdict]) -> None:
+        """Several processes share the cache (a data-parallel run): each verdict is asked by the
+        process that claims it first; the others read it from the cache (:class:`Claims`)."""
+        cache = self.cache
+        assert cache is not None
+        read = Claims(cache, "judge").share(
+            list(todo), lambda keys: self._judge_threads({k: todo[k] for k in keys}, found, use_cache=True),
+            lambda k: cache.get("judge", k))
+        for key, value in read.items():
+            found[key] = Verdict.from_dict(value)
+            self.cache_hits += 1
+            self.tally.hit(found[key].usage)
 
     def judge_comparisons(self, comparisons: Sequence[Comparison]) -> list[Judged]:
         pairs = [p for c in comparisons for p in c.pairs()]
