@@ -97,7 +97,9 @@ class Progress:
         if what == "cnr revise":  # between two iterations: the iteration is all there is to say
             return f"   {self.label}: {where}{elapsed} elapsed"
         name = BAR_NAMES.get(what, "requests" if "generate_until" in what else (what or "step"))
-        left = (f"about {_clock((total - n) * bar_s / n)} left" if n and bar_s
+        # no ETA from the first tenth of a bar: its first count carries the start-up (the model's
+        # first batch), and an ETA made from it was wrong by a factor of ten ("1/100 ... about 46:12 left")
+        left = (f"about {_clock((total - n) * bar_s / n)} left" if n and bar_s and 10 * n >= total
                 else "time left not known yet")
         return f"   {self.label}: {where}{name} {n}/{total}, {elapsed} elapsed, {left}"
 

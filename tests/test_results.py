@@ -192,6 +192,10 @@ def test_the_demo_progress_names_the_iteration_and_keeps_a_steady_eta(tmp_path):
         f.flush()
         line = progress.line()
     assert "iteration 2 of 2, requests 3/29" in line and "about 00:26 left" in line  # 26 left at 1 per second
+    # the first count of a bar carries the model's start-up: 1 of 100 after a minute is not 99 minutes left
+    log.write_text("Running generate_until requests:   1%|          | 1/100 [01:00<1:39:00, 60.0s/it]\r")
+    assert rm.progress_line(log, "evaluation", time.monotonic()).endswith("requests 1/100, 00:00 elapsed, "
+                                                                          "time left not known yet")
 
 
 def test_install_says_which_step_compiles_llama_cpp():
