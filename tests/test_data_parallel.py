@@ -95,3 +95,33 @@ def test_two_ranks_under_torchrun_split_the_documents_and_agree_with_one_process
         assert res2.get(key) == res1.get(key), key
     # the two ranks asked the server what one process asked, no request twice
     assert stats2["requests"] == stats1["requests"], (stats1["requests"], stats2["requests"])
+
+
+ENDS_GROUP = '''
+import atexit
+import torch.distributed as dist
+# registered first, so it runs last (atexit is last in, first out): after every handler cnr registered
+atexit.register(lambda: print("group alive at exit:", dist.is_initialized(), flush=True))
+from cnr_plugin.lm_eval.model import CnRLM
+
+class Inner:  # not data-parallel itself, as local-completions
+    world_size = 1
+
+lm = CnRLM(Inner(), "inner", {}, cache_revisions=False)
+assert (lm.rank, lm.world_size) == (dist.get_rank(), 2)
+'''
+
+
+def test_the_process_group_cnr_starts_is_ended_before_the_interpreter_finalizes(tmp_path):
+    """A rank left its gloo group to the interpreter's finalization and aborted after its last gather
+    ("terminate called without an active exception", exit -6; 4 of 40 bare torchrun runs here, 0 of 40 with
+    the group destroyed at exit; pytorch/pytorch#190489). The group ``--model cnr`` starts, it ends."""
+    if not have("torch") or not have("lm_eval"):
+        missing("needs torch (torchrun, gloo) and lm-eval")
+    (tmp_path / "ends_group.py").write_text(ENDS_GROUP)
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+                           str(free_port()), str(tmp_path / "ends_group.py")],
+                          env=dict(os.environ, OMP_NUM_THREADS="1"), capture_output=True, text=True, timeout=300,
+                          cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("group alive at exit: False") == 2, proc.stdout

@@ -127,6 +127,13 @@ class _ProcessGroup:
         dist.barrier()
 
 
+def _end_process_group() -> None:
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
 class CnRLM(LM):
     def __init__(self, inner_lm: LM, inner_name: str, inner_kwargs: dict[str, Any], cache_revisions: bool = True,
                  cache: str | None = None):
@@ -162,6 +169,12 @@ class CnRLM(LM):
                               "the ranks cannot split the documents; run one process, or install torch") from None
         if not dist.is_initialized():
             dist.init_process_group("gloo")
+            # whoever starts a group ends it: left to the interpreter's finalization, gloo's threads may
+            # abort the process ("terminate called without an active exception", pytorch/pytorch#190489),
+            # which a rank did here after its last gather
+            import atexit
+
+            atexit.register(_end_process_group)
         if dist.get_world_size() > 1:
             self._rank, self._world_size = dist.get_rank(), dist.get_world_size()
             self.accelerator = _ProcessGroup()
