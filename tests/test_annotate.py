@@ -220,7 +220,10 @@ def test_compare_round_trip_in_the_browser(tmp_path, label_studio):
     with (out / "samples_cnr_winrate_2026.jsonl").open("w") as f:
         for item_id, prompt, original, revision, score in items:
             resp = {"steps": [{"iteration": 1, "result": revision}],
-                    "judgments": [{"iteration": 1, "against": "original", "score": score}]}
+                    # score 1.0: the revision won both position orders (forward: A = revision)
+                    "judgments": [{"iteration": 1, "against": "original", "score": score, "status": "ok",
+                                   "forward": {"winner": "A", "status": "ok"},
+                                   "backward": {"winner": "B", "status": "ok"}}]}
             f.write(json.dumps({"doc": {"id": item_id, "prompt": prompt, "response": original, "conversation": ""},
                                 "filtered_resps": [json.dumps(resp)]}) + "\n")
     sides = tmp_path / "sides.json"
