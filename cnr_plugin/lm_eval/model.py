@@ -31,7 +31,7 @@ from lm_eval.api.model import LM
 from lm_eval.api.registry import get_model
 from lm_eval.utils import simple_parse_args_string
 
-from cnr_plugin.cache import Cache
+from cnr_plugin.cache import Cache, several_processes
 from cnr_plugin.costs import Tally
 from cnr_plugin.evaluation import DEFAULT_MAX_INPUT_TOKENS, JudgeGate, RunConfig, check_lengths, examples_for, revise
 from cnr_plugin.judges import load_judge_config, make_judge
@@ -158,9 +158,7 @@ class CnRLM(LM):
             self.accelerator = getattr(inner, "accelerator", None) or _ProcessGroup()
             self._device = getattr(inner, "device", "cpu")
             return
-        import os
-
-        if int(os.environ.get("WORLD_SIZE", "1") or 1) <= 1:
+        if not several_processes():
             return
         try:
             import torch.distributed as dist
