@@ -224,6 +224,21 @@ def build_prompts(rng: random.Random, topics: list[str], types: tuple[str, ...],
     return rows
 
 
+def all_prompts(seed: int, n_train: int, n_test: int, n_held: int) -> tuple[list[str], list[dict], list[dict],
+                                                                             list[dict]]:
+    """The run's train topics and its train, test and held-out-type prompts, drawn from ``seed``
+    (train and test topics disjoint; the lever runs rebuild the same test prompts this way)."""
+    rng = random.Random(seed)
+    topics = list(TOPICS)
+    rng.shuffle(topics)
+    train_topics, test_topics = topics[:30], topics[30:]
+    train_rows = build_prompts(rng, train_topics, FIX_ORDER, n_train, "train")
+    test_rows = build_prompts(rng, test_topics, FIX_ORDER, n_test, "test")
+    held_rows = build_prompts(rng, test_topics, HELD_OUT_TYPES, n_held, "heldtype")
+    assert not {r["base"] for r in train_rows} & {r["base"] for r in test_rows + held_rows}
+    return train_topics, train_rows, test_rows, held_rows
+
+
 class Checker:
     """IFEval's strict test through the ifeval judge (lm-eval's checkers, never copied)."""
 
@@ -239,18 +254,21 @@ class Checker:
         return self.judge.follows(row["prompt"], text, meta(row), loose=False)
 
 
-def trained_once(n: int, steps: int, data: Path, base: Path, tag: str) -> Path:
-    """``reproduce_mini.train``, skipped where this very training (records, steps) already finished:
-    a re-run of the script then costs its evaluations' cached generations only."""
+def trained_once(n: int, steps: int, data: Path, base: Path, tag: str, full: bool = False) -> Path:
+    """``reproduce_mini.train``, skipped where this very training (records, steps, LoRA or full,
+    base model) already finished: a re-run of the script then costs its evaluations' cached
+    generations only."""
     import hashlib
 
-    stamp = {"records": hashlib.sha256(data.read_bytes()).hexdigest(), "n": n, "steps": steps}
+    stamp = {"records": hashlib.sha256(data.read_bytes()).hexdigest(), "n": n, "steps": steps, "full": full,
+             "base": str(base)}
     out = rm.RUNS / f"trained-{n}-{tag}"
     done = out.with_name(out.name + ".done.json")  # beside, not inside: the folder's files are the cache key
-    if done.exists() and json.loads(done.read_text()) == stamp and (out / "adapter_model.safetensors").exists():
+    weights = out / ("model.safetensors" if full else "adapter_model.safetensors")
+    if done.exists() and json.loads(done.read_text()) == stamp and weights.exists():
         print(f"   {out.name}: trained already ({steps} steps on these {n} records)", flush=True)
         return out
-    out = rm.train(n, steps, data, base, tag=tag)
+    out = rm.train(n, steps, data, base, full=full, tag=tag)
     done.write_text(json.dumps(stamp))
     return out
 
@@ -464,34 +482,28 @@ def main() -> int:
                     "summary.json, from its kept samples")
     ap.add_argument("--workdir", type=Path, default=ROOT / "runs" / "ifeval_mini")
     ap.add_argument("--results", type=Path, default=ROOT / "results" / "ifeval_mini")
+    rm.add_model_args(ap)
     a = ap.parse_args()
     if a.analyse:
         analyse(a.results)
         return 0
     rm.RUNS, rm.MAX_GEN_TOKS, pm.MAX_NEW_TOKENS = a.workdir.resolve(), a.max_gen_toks, a.response_toks
+    rm.DEVICE = a.device
     rm.RUNS.mkdir(parents=True, exist_ok=True)
     os.environ.update(AXOLOTL_DO_NOT_TRACK="1", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false",
                       CNR_CACHE_DIR=str(rm.RUNS / "cache"))
     t0 = time.time()
     from cnr_plugin.judges.ifeval import NEEDS_PUNKT, uncheckable
     from cnr_plugin.provenance import provenance
-    from cnr_plugin.small_models import convert_smollm2
 
     started = provenance(vars(a), {"prompts": a.seed, "records": a.seed, "axolotl": 42}, repo=ROOT)
     timing: dict[str, int] = {}
     check = Checker()
     judge = rm.RUNS / "ifeval.yaml"
     judge.write_text("judge: ifeval\n")
-    base = convert_smollm2(ROOT / "models" / "smollm2-135m-instruct")
+    base = rm.base_model(a.base)
 
-    rng = random.Random(a.seed)
-    topics = list(TOPICS)
-    rng.shuffle(topics)
-    train_topics, test_topics = topics[:30], topics[30:]
-    train_rows = build_prompts(rng, train_topics, FIX_ORDER, a.train_prompts, "train")
-    test_rows = build_prompts(rng, test_topics, FIX_ORDER, a.test, "test")
-    held_rows = build_prompts(rng, test_topics, HELD_OUT_TYPES, a.held_out_test, "heldtype")
-    assert not {r["base"] for r in train_rows} & {r["base"] for r in test_rows + held_rows}
+    _train_topics, train_rows, test_rows, held_rows = all_prompts(a.seed, a.train_prompts, a.test, a.held_out_test)
 
     print(f"== SmolLM2-135M-Instruct answers {len(train_rows) + len(test_rows) + len(held_rows)} prompts", flush=True)
     t = time.time()

@@ -46,18 +46,18 @@ def answer(base: Path, adapter: Path | None, rows: list[dict], batch: int = 16) 
 
     tok = AutoTokenizer.from_pretrained(str(base))
     tok.padding_side = "left"
-    model = AutoModelForCausalLM.from_pretrained(str(base), torch_dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(str(base), torch_dtype=torch.float32 if rm.DEVICE == "cpu" else torch.bfloat16)
     if adapter is not None:
         from peft import PeftModel
 
         model = PeftModel.from_pretrained(model, str(adapter))
-    model.eval()
+    model.to(rm.DEVICE).eval()
     end = tok.convert_tokens_to_ids("<|im_end|>")
     out = []
     for i in range(0, len(rows), batch):
         texts = [tok.apply_chat_template([{"role": "user", "content": r["prompt"]}], tokenize=False,
                                          add_generation_prompt=True) for r in rows[i:i + batch]]
-        enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+        enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(rm.DEVICE)
         with torch.no_grad():
             gen = model.generate(**enc, max_new_tokens=MAX_NEW_TOKENS, do_sample=False, eos_token_id=end,
                                  pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else end)
@@ -74,7 +74,7 @@ def train_policy(kind: str, base: Path, data: Path, steps: int) -> Path:
                dataset_prepared_path=str(rm.RUNS / f"prepared-{kind}"))
     cfg["datasets"][0]["path"] = str(data)
     path = rm.RUNS / f"policy-{kind}.yaml"
-    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    path.write_text(yaml.safe_dump(rm.on_device(cfg), sort_keys=False))
     rm.sh([sys.executable, "-m", "axolotl.cli.train", str(path)], rm.RUNS / f"train-policy-{kind}.log",
           label=f"training the policy ({kind})")
     return out
@@ -89,8 +89,9 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workdir", type=Path, default=ROOT / "runs" / "policy_mini")
     ap.add_argument("--results", type=Path, default=ROOT / "results" / "policy_mini")
+    rm.add_model_args(ap)
     a = ap.parse_args()
-    rm.RUNS = a.workdir.resolve()
+    rm.RUNS, rm.DEVICE = a.workdir.resolve(), a.device
     rm.RUNS.mkdir(parents=True, exist_ok=True)
     os.environ.update(AXOLOTL_DO_NOT_TRACK="1", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false",
                       CNR_CACHE_DIR=str(rm.RUNS / "cache"))
@@ -102,7 +103,6 @@ def main() -> int:
     from cnr_plugin.export import ExportRules, export_run
     from cnr_plugin.judges import load_judge_config
     from cnr_plugin.results import item_from_lm_eval, item_scores
-    from cnr_plugin.small_models import convert_smollm2
     from cnr_plugin.synthetic import make_splits
 
     timing: dict[str, int] = {}
@@ -112,7 +112,7 @@ def main() -> int:
 
     oracle = rm.RUNS / "oracle.yaml"
     oracle.write_text("judge: oracle\nchecker: cnr_plugin.synthetic:score\n")
-    base = convert_smollm2(ROOT / "models" / "smollm2-135m-instruct")
+    base = rm.base_model(a.base)
     paths = make_splits(rm.RUNS / "data", n_train=1000, n_val=a.policy_prompts, n_test=a.held_out, seed=a.seed)
     read = lambda p: [json.loads(x) for x in Path(p).read_text().splitlines()]  # noqa: E731
     train_prompts, held_out = read(paths["val"]), read(paths["test"])

