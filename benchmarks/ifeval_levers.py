@@ -96,6 +96,10 @@ def main() -> int:
     a = ap.parse_args()
     mini, data_rows = load_mini(a.mini)
     m = mini["provenance"]["arguments"]
+    if (Path(m["base"]).resolve() if m.get("base") else None) != (a.base.resolve() if a.base else None):
+        ap.error(f"--base-model {a.base or '(the shipped SmolLM2)'} is not the model of {a.mini} "
+                 f"({m.get('base') or 'the shipped SmolLM2'}): run benchmarks/ifeval_mini.py with it first and "
+                 "pass its results folder as --mini")
     rm.RUNS, rm.MAX_GEN_TOKS, pm.MAX_NEW_TOKENS, rm.DEVICE = (a.workdir.resolve(), m["max_gen_toks"],
                                                                 m["response_toks"], a.device)
     rm.RUNS.mkdir(parents=True, exist_ok=True)
@@ -119,12 +123,9 @@ def main() -> int:
         kept = by_key.get(r["key"])
         if kept is None or (kept["prompt"], kept["kwargs"]) != (r["prompt"], r["kwargs"]):
             raise SystemExit(f"{a.mini / 'data.jsonl.gz'}: prompt {r['key']} differs from the one rebuilt here")
-    if a.base is None:  # the shipped model's responses are ifeval_mini's (greedy; kept in its data)
-        train_rows = [{**r, "response": by_key[r["key"]]["response"]} for r in train_rows]
-        test_rows = [{**r, "response": by_key[r["key"]]["response"]} for r in test_rows]
-    else:  # another base model answers the prompts itself
-        train_rows, test_rows = (im.answered(rows, base, rm.RUNS / f"answers-{tag}.jsonl")
-                                 for rows, tag in ((train_rows, "train"), (test_rows, "test")))
+    # the responses, the control and ifeval_mini's reviser are the reference run's: the same base model
+    train_rows = [{**r, "response": by_key[r["key"]]["response"]} for r in train_rows]
+    test_rows = [{**r, "response": by_key[r["key"]]["response"]} for r in test_rows]
     seen = {(r["base"], tuple(sorted(r["instruction_id_list"]))) for r in train_rows}
     extra_rows = [r for r in im.build_prompts(random.Random(f"{m['seed']}-extra"), train_topics, WEAK_TYPES,
                                               a.extra_prompts, "extra")

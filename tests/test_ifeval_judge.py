@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import ROOT, axolotl_env, needs_torch
 
 from cnr_plugin.judges import JudgeConfigError, JudgePair, load_judge_config, make_judge
 
@@ -183,3 +184,40 @@ def test_lm_eval_cnr_winrate_with_the_ifeval_judge(tmp_path, llama_server):
     for k in (1, 2):
         assert 0.0 <= res[f"ifeval_inst_loose_iter{k},judged"] <= 1.0 and f"winrate_iter{k},judged" in res
     assert "ifeval_inst_strict_iter1" in proc.stdout  # lm-eval's own table shows them
+
+
+@needs_torch
+@pytest.mark.integration
+def test_ifeval_mini_and_its_lever_script_run_end_to_end(tmp_path, tiny_llama):
+    """Issue 32's smoke test of benchmarks/ifeval_mini.py and benchmarks/ifeval_levers.py: a tiny
+    model through both (records from IFEval's checkers, axolotl training, lm_eval with judge: ifeval),
+    the lever run reusing the reference's prompts and control, paired on the same items; a lever not
+    run is marked; a reference made with another model is refused before any work."""
+    def script(name: str, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, str(ROOT / "benchmarks" / name), *args], capture_output=True,
+                              text=True, env=axolotl_env(), timeout=900)
+
+    small = ("--max-gen-toks", "16", "--response-toks", "8")
+    mini = script("ifeval_mini.py", "--test", "3", "--held-out-test", "2", "--train-prompts", "12", "--iterations",
+                  "2", "--steps", "1", *small, "--base-model", str(tiny_llama), "--workdir", str(tmp_path / "w1"),
+                  "--results", str(tmp_path / "mini"), "--skip", "stop-lever", "held-out-types")
+    assert mini.returncode == 0, mini.stdout[-3000:] + mini.stderr[-3000:]
+    ref = json.loads((tmp_path / "mini" / "summary.json").read_text())
+    assert set(ref["runs"]) == {"trained", "control"} and set(ref["runs"]["control"]["iterations"]) == {"0", "1", "2"}
+
+    levers = script("ifeval_levers.py", "--levers", "all", "--extra-prompts", "4", "--mini", str(tmp_path / "mini"),
+                    "--base-model", str(tiny_llama), "--workdir", str(tmp_path / "w2"), "--results",
+                    str(tmp_path / "levers"))
+    assert levers.returncode == 0, levers.stdout[-3000:] + levers.stderr[-3000:]
+    out = json.loads((tmp_path / "levers" / "summary.json").read_text())
+    assert len(out["provenance"]["commit"]) == 40 and out["reference"]["commit"] == ref["provenance"]["commit"]
+    run = out["levers"]["all"]["run"]
+    assert run["full_fine_tune"] and run["train_steps"] == 3 and run["n_items"] == 3
+    assert run["minus_control"]["2"]["n"] == 3 and run["last_minus_first"]["n"] == 3  # the same items, paired
+    assert set(run["why"]) == {"1", "2"} and run["by_type"]
+    assert out["levers"]["full"] == {"what": out["levers"]["full"]["what"], "run": None, "missing": "not run"}
+    assert 0 < out["extra_prompts"] <= 4 and out["records"]["all"]["records"] > 0
+    assert (tmp_path / "levers" / "samples" / "all.jsonl.gz").stat().st_size > 100
+
+    other = script("ifeval_levers.py", "--mini", str(tmp_path / "mini"), "--workdir", str(tmp_path / "w3"))
+    assert other.returncode == 2 and "is not the model of" in other.stderr and not (tmp_path / "w3").exists()
