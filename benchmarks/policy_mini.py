@@ -67,16 +67,19 @@ def answer(base: Path, adapter: Path | None, rows: list[dict], batch: int = 16) 
     return out
 
 
-def train_policy(kind: str, base: Path, data: Path, steps: int) -> Path:
+def train_policy(kind: str, base: Path, data: Path, steps: int, tag: str = "") -> Path:
+    """The shipped ``policy-{kind}-tiny-cpu.yaml`` on ``data`` from ``base`` (a LoRA adapter);
+    ``tag`` keeps the files of several trainings of one kind apart (rounds)."""
     cfg = yaml.safe_load((ROOT / "axolotl_configs" / f"policy-{kind}-tiny-cpu.yaml").read_text())
-    out = rm.RUNS / f"policy-{kind}"
+    name = f"policy-{kind}{tag}"
+    out = rm.RUNS / name
     cfg.update(base_model=str(base), output_dir=str(out), max_steps=steps,
-               dataset_prepared_path=str(rm.RUNS / f"prepared-{kind}"))
+               dataset_prepared_path=str(rm.RUNS / f"prepared-{kind}{tag}"))
     cfg["datasets"][0]["path"] = str(data)
-    path = rm.RUNS / f"policy-{kind}.yaml"
+    path = rm.RUNS / f"{name}.yaml"
     path.write_text(yaml.safe_dump(rm.on_device(cfg), sort_keys=False))
-    rm.sh([sys.executable, "-m", "axolotl.cli.train", str(path)], rm.RUNS / f"train-policy-{kind}.log",
-          label=f"training the policy ({kind})")
+    rm.sh([sys.executable, "-m", "axolotl.cli.train", str(path)], rm.RUNS / f"train-{name}.log",
+          label=f"training the policy ({kind}{tag.replace('-', ' ')})")
     return out
 
 

@@ -186,28 +186,38 @@ def test_lm_eval_cnr_winrate_with_the_ifeval_judge(tmp_path, llama_server):
     assert "ifeval_inst_strict_iter1" in proc.stdout  # lm-eval's own table shows them
 
 
+def _script(name: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "benchmarks" / name), *args], capture_output=True, text=True,
+                          env=axolotl_env(), timeout=900)
+
+
+@pytest.fixture(scope="module")
+def ifeval_reference(tmp_path_factory, tiny_llama):
+    """benchmarks/ifeval_mini.py with a tiny model: the reference run the issue-32 scripts build on."""
+    if needs_torch.args[0]:
+        pytest.skip(needs_torch.kwargs["reason"])
+    tmp = tmp_path_factory.mktemp("ifeval-mini")
+    mini = _script("ifeval_mini.py", "--test", "3", "--held-out-test", "2", "--train-prompts", "12", "--iterations",
+                   "2", "--steps", "1", "--max-gen-toks", "16", "--response-toks", "8", "--base-model",
+                   str(tiny_llama), "--workdir", str(tmp / "work"), "--results", str(tmp / "mini"),
+                   "--skip", "stop-lever", "held-out-types")
+    assert mini.returncode == 0, mini.stdout[-3000:] + mini.stderr[-3000:]
+    ref = json.loads((tmp / "mini" / "summary.json").read_text())
+    assert set(ref["runs"]) == {"trained", "control"} and set(ref["runs"]["control"]["iterations"]) == {"0", "1", "2"}
+    return tmp / "mini", ref
+
+
 @needs_torch
 @pytest.mark.integration
-def test_ifeval_mini_and_its_lever_script_run_end_to_end(tmp_path, tiny_llama):
+def test_ifeval_lever_script_runs_end_to_end(tmp_path, tiny_llama, ifeval_reference):
     """Issue 32's smoke test of benchmarks/ifeval_mini.py and benchmarks/ifeval_levers.py: a tiny
     model through both (records from IFEval's checkers, axolotl training, lm_eval with judge: ifeval),
     the lever run reusing the reference's prompts and control, paired on the same items; a lever not
     run is marked; a reference made with another model is refused before any work."""
-    def script(name: str, *args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, str(ROOT / "benchmarks" / name), *args], capture_output=True,
-                              text=True, env=axolotl_env(), timeout=900)
-
-    small = ("--max-gen-toks", "16", "--response-toks", "8")
-    mini = script("ifeval_mini.py", "--test", "3", "--held-out-test", "2", "--train-prompts", "12", "--iterations",
-                  "2", "--steps", "1", *small, "--base-model", str(tiny_llama), "--workdir", str(tmp_path / "w1"),
-                  "--results", str(tmp_path / "mini"), "--skip", "stop-lever", "held-out-types")
-    assert mini.returncode == 0, mini.stdout[-3000:] + mini.stderr[-3000:]
-    ref = json.loads((tmp_path / "mini" / "summary.json").read_text())
-    assert set(ref["runs"]) == {"trained", "control"} and set(ref["runs"]["control"]["iterations"]) == {"0", "1", "2"}
-
-    levers = script("ifeval_levers.py", "--levers", "all", "--extra-prompts", "4", "--mini", str(tmp_path / "mini"),
-                    "--base-model", str(tiny_llama), "--workdir", str(tmp_path / "w2"), "--results",
-                    str(tmp_path / "levers"))
+    mini, ref = ifeval_reference
+    levers = _script("ifeval_levers.py", "--levers", "all", "--extra-prompts", "4", "--mini", str(mini),
+                     "--base-model", str(tiny_llama), "--workdir", str(tmp_path / "w2"), "--results",
+                     str(tmp_path / "levers"))
     assert levers.returncode == 0, levers.stdout[-3000:] + levers.stderr[-3000:]
     out = json.loads((tmp_path / "levers" / "summary.json").read_text())
     assert len(out["provenance"]["commit"]) == 40 and out["reference"]["commit"] == ref["provenance"]["commit"]
@@ -219,5 +229,41 @@ def test_ifeval_mini_and_its_lever_script_run_end_to_end(tmp_path, tiny_llama):
     assert 0 < out["extra_prompts"] <= 4 and out["records"]["all"]["records"] > 0
     assert (tmp_path / "levers" / "samples" / "all.jsonl.gz").stat().st_size > 100
 
-    other = script("ifeval_levers.py", "--mini", str(tmp_path / "mini"), "--workdir", str(tmp_path / "w3"))
+    other = _script("ifeval_levers.py", "--mini", str(mini), "--workdir", str(tmp_path / "w3"))
     assert other.returncode == 2 and "is not the model of" in other.stderr and not (tmp_path / "w3").exists()
+
+
+@needs_torch
+@pytest.mark.integration
+def test_ifeval_policy_script_runs_two_rounds(tmp_path, tiny_llama, ifeval_reference):
+    """Issue 32 §2's smoke test (benchmarks/ifeval_policy.py): two rounds of answer, revise (here by
+    an OpenAI-compatible server, the --reviser-args path a vLLM user takes), cnr export, SFT of the
+    policy; every policy measured by IFEval's checkers on the reference's test prompts, paired; a
+    DPO stage with too few pairs is said to be skipped, with why."""
+    from cnr_plugin.testing.fault_server import FaultPlan, FaultServer
+
+    mini, ref = ifeval_reference
+    srv = FaultServer(FaultPlan(seed=0), max_seconds=600).start()
+    try:
+        proc = _script("ifeval_policy.py", "--reviser-args", f"inner=local-completions,base_url={srv.base_url}/"
+                       "completions,model=fault-model,tokenizer_backend=None,tokenized_requests=False", "--sft", "last",
+                       "--rounds", "2", "--prompts", "4", "--steps", "1", "--min-pairs", "1000", "--answer-toks", "8",
+                       "--reviser-toks", "16", "--mini", str(mini), "--base-model", str(tiny_llama), "--workdir",
+                       str(tmp_path / "w"), "--results", str(tmp_path / "policy"))
+    finally:
+        srv.stop()
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    out = json.loads((tmp_path / "policy" / "summary.json").read_text())
+    assert out["reference"]["commit"] == ref["provenance"]["commit"] and out["export_rules"] == {"sft": "last"}
+    r1, r2 = out["rounds"]
+    assert (r1["training_prompts"], r2["training_prompts"]) == (12, 4)
+    for r in (r1, r2):
+        sft, dpo = r["stages"]
+        assert sft["trained"] and sft["rows"] == r["export"]["sft"]["kept"] > 0
+        assert not dpo["trained"] and "fewer than 1000" in dpo["why"]
+    systems = out["systems"]
+    assert set(systems) == {"old policy", "old policy + reviser at inference", "round 1 policy (SFT)",
+                            "round 2 policy (SFT)"}
+    assert systems["round 2 policy (SFT)"]["minus round 1"]["n"] == 3  # paired on the same test prompts
+    assert systems["round 1 policy (SFT)"]["minus old policy"]["n"] == 3
+    assert all(0 <= s["prompt_strict"] <= 1 and s["n"] == 3 for s in systems.values())
