@@ -143,6 +143,14 @@ def main() -> int:
     timing: dict[str, int] = {}
     runs: dict[str, dict] = {}
     records_by_lever: dict[str, dict] = {}
+    earlier = a.results / "summary.json"
+    if earlier.exists():  # levers run by an earlier invocation stay, each with the provenance of its own run
+        old = json.loads(earlier.read_text())
+        for name, lever in old["levers"].items():
+            if lever["run"] and name not in a.levers:
+                runs[name] = {"provenance": old["provenance"], **lever["run"]}
+                records_by_lever[name] = old["records"][name]
+                timing.update({k: v for k, v in old["timing_s"].items() if k.endswith(f"-{name}")})
 
     def write_summary() -> None:
         summary = {
@@ -194,7 +202,7 @@ def main() -> int:
         samples = rm.samples(Path(result["results_dir"]))
         rm.keep_samples(samples, a.results / "samples" / f"{name}.jsonl.gz")
         f = follow[name] = im.per_item(samples, check, iterations)
-        runs[name] = {"train_steps": steps, "full_fine_tune": spec["full"], "records": len(recs),
+        runs[name] = {"provenance": started, "train_steps": steps, "full_fine_tune": spec["full"], "records": len(recs),
                       "iterations": im.figures(result, iterations), "n_items": result["n_items"],
                       "n_revision_parse_failures": result["n_revision_parse_failures"],
                       "last_minus_first": im.paired(f, f, iterations, 1),
@@ -209,7 +217,7 @@ def main() -> int:
         print(f"   {name}: prompt strict {ps}; it{iterations}-it1 {d['mean']:+.3f} "
               f"[{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]; - control {c['mean']:+.3f} "
               f"[{c['ci95'][0]:+.3f}, {c['ci95'][1]:+.3f}]", flush=True)
-    timing["total"] = round(time.time() - t0)
+    timing["total"] = round(time.time() - t0)  # this invocation's
     write_summary()
     print(f"run time {timing['total']} s -> {a.results / 'summary.json'}")
     shutil.rmtree(rm.RUNS / "prepared", ignore_errors=True)

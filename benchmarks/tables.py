@@ -231,7 +231,9 @@ def _ifeval_levers(data: dict) -> str:
             continue
         curve = " → ".join(f"{e['prompt_strict']:.3f}" for _k, e in sorted(r["iterations"].items(), key=lambda x: int(x[0])))
         rise, vs_c, vs_m = r["last_minus_first"], r["minus_control"][last], r["minus_ifeval_mini"][last]
-        lines.append(f"| `{name}`: {lv['what']} | {r['train_steps']} | {r['records']} | {curve} | {_diff(rise)} | "
+        own = (r.get("provenance") or data["provenance"])
+        ran_at = f" (commit {own['commit'][:10]}{', dirty tree' if own.get('dirty') else ''})"
+        lines.append(f"| `{name}`: {lv['what']}{ran_at} | {r['train_steps']} | {r['records']} | {curve} | {_diff(rise)} | "
                      f"{_mark(rise['ci95'][0] > 0)} | {_diff(vs_c)} | {_mark(vs_c['mean'] >= 0.30)} | {_diff(vs_m)} |")
     if not ran:
         return "\n".join(lines)
@@ -258,6 +260,78 @@ def _ifeval_levers(data: dict) -> str:
         cells = " | ".join(f"{r['by_type'][iid]['1']:.2f} | {r['by_type'][iid][last]:.2f}" for r in ran.values())
         recs = " | ".join(str(data["records"][n]["teaches"].get(iid, 0)) for n in ran)
         lines.append(f"| `{iid}` | {first[iid]['n']} | {first[iid]['0']:.2f} | {cells} | {recs} |")
+    return "\n".join(lines)
+
+
+def ifeval_policy() -> str:
+    return _from_file(RESULTS / "ifeval_policy" / "summary.json",
+                      "python benchmarks/ifeval_policy.py --reviser runs/ifeval_levers/trained-1032-levers-all",
+                      _ifeval_policy)
+
+
+def _ifeval_policy(data: dict) -> str:
+    lines = []
+    for r in data["rounds"]:
+        e = r["export"]
+        dropped = ", ".join(f"{why} {n}" for part in ("sft", "preferences") for why, n in e[part]["dropped"].items() if n)
+        stages = "; ".join(f"{s['kind'].upper()} trained on {s['rows']}" if s["trained"] else
+                           f"no {s['kind'].upper()} ({s['why']})" for s in r["stages"])
+        lines.append(f"- Round {r['round']}: the policy answered {r['training_prompts']} training prompts (prompt-level "
+                     f"strict {r['policy_train_prompt_strict']:.3f}); export (`--sft {data['export_rules']['sft']}`): "
+                     f"{e['sft']['kept']} SFT rows, {e['preferences']['kept']} preference pairs (dropped: "
+                     f"{dropped or 'none'}); {stages}.")
+    lines += ["", "| policy on the held-out prompts (no reviser unless said) | n | prompt-level strict | instruction-level "
+              "strict | − old policy, paired [95% CI] | − old policy + reviser [95% CI] | − the round before [95% CI] "
+              "| better than the old policy |", "|---|---:|---:|---:|---|---|---|---|"]
+    for name, sy in data["systems"].items():
+        d_old, d_rev = sy.get("minus old policy"), sy.get("minus old policy + reviser at inference")
+        d_round = next((v for k, v in sy.items() if k.startswith("minus round")), None)
+        better = _mark(d_old["ci95"][0] > 0) if d_old and name != "old policy" else "—"
+        lines.append(f"| {name} | {sy['n']} | {sy['prompt_strict']:.3f} | {sy['inst_strict']:.3f} | "
+                     f"{_diff(d_old) if d_old else '—'} | {_diff(d_rev) if d_rev else '—'} | "
+                     f"{_diff(d_round) if d_round else '—'} | {better} |")
+    return "\n".join(lines)
+
+
+#: the GPU recipe's assumptions (docs/results.md says they are estimates): SmolLM2-135M's parameters,
+#: an H100's dense bf16 peak and the share of it a small-batch fine-tune reaches, bytes per parameter
+SMOLLM2_PARAMS, H100_BF16, MFU = 134.5e6, 989e12, 0.3
+BYTES_FULL, BYTES_LORA = 16, 2  # mixed-precision AdamW (bf16 weights and grads, fp32 master and moments); frozen bf16
+CHARS_PER_TOKEN = 4  # English text, roughly (the scripted server counts tokens the same way)
+
+
+def gpu_recipe() -> str:
+    return _from_file(RESULTS / "ifeval_levers" / "summary.json", "python benchmarks/ifeval_levers.py", _gpu_recipe)
+
+
+def _gpu_recipe(data: dict) -> str:
+    import gzip
+
+    name = next((n for n in ("all", "full") if (data["levers"].get(n) or {}).get("run")), None)
+    if name is None:
+        return "_No full fine-tune lever has run yet: `python benchmarks/ifeval_levers.py --levers full`._"
+    run = data["levers"][name]["run"]
+    per_step = data["timing_s"][f"train-{name}"] / run["train_steps"]
+    with gzip.open(RESULTS / "ifeval_levers" / f"records_{name}.jsonl.gz", "rt") as f:
+        recs = [json.loads(line) for line in f]
+    chars = sum(len(r["prompt"]) + len(r["response"]) + len(" ".join(r["pros"] + r["cons"])) + len(r["revision"])
+                for r in recs) / len(recs)
+    tokens = 4 * chars / CHARS_PER_TOKEN  # a micro-batch of 4 records
+    cpu = 6 * SMOLLM2_PARAMS * tokens / per_step
+    lines = [f"The `{name}` lever's full fine-tune of SmolLM2-135M took {per_step:.1f} s per step on {data['provenance']['hardware']['cores']} "
+             f"CPU cores (start-up included; 4 records, about {tokens:.0f} tokens, per step): about {cpu / 1e9:.0f} GFLOP/s "
+             f"at 6 × parameters × tokens per step. On a GPU the same step costs 6 × N × {tokens:.0f} FLOPs; at "
+             f"{MFU:.0%} of an H100's {H100_BF16 / 1e12:.0f} TFLOP/s (bf16) that is the time below (a lower bound: "
+             "small micro-batches and the evaluation's generation keep a card further from its peak). Memory: "
+             f"{BYTES_FULL} bytes per parameter for a full fine-tune with mixed-precision AdamW, {BYTES_LORA} for "
+             "LoRA's frozen weights (adapters and activations come on top).", "",
+             "| model | s per training step (estimate) | 360 steps | full fine-tune memory | LoRA memory | one 80 GB card |",
+             "|---|---:|---:|---:|---:|---|"]
+    for label, n in (("SmolLM2-135M", SMOLLM2_PARAMS), ("1B", 1e9), ("3B", 3e9), ("8B", 8e9)):
+        step = 6 * n * tokens / (MFU * H100_BF16)
+        full, lora = BYTES_FULL * n / 1e9, BYTES_LORA * n / 1e9
+        fits = "full fine-tune or LoRA" if full < 70 else "LoRA; a full fine-tune needs ZeRO-3 over several cards"
+        lines.append(f"| {label} | {step:.3f} | {step * 360:.0f} s | {full:.0f} GB | {lora:.1f} GB | {fits} |")
     return "\n".join(lines)
 
 
@@ -430,7 +504,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "eval-throughput": _eval("eval_throughput", "python benchmarks/eval_throughput.py"),
     "eval-scaling": _eval("eval_scaling", "python benchmarks/eval_throughput.py --items 100 1000 --concurrency 32 "
                           "--latency 0.05 --out results/benchmarks/eval_scaling.json"),
-    "duplicate-calls": duplicate_calls, "startup-cost": startup_cost, "policy-mini": policy_mini, "ifeval-mini": ifeval_mini, "ifeval-levers": ifeval_levers, "falcon-memory": falcon, "mini-repro": mini_repro, "mini-levers": mini_levers, "held-out": held_out,
+    "duplicate-calls": duplicate_calls, "startup-cost": startup_cost, "policy-mini": policy_mini, "ifeval-mini": ifeval_mini, "ifeval-levers": ifeval_levers, "ifeval-policy": ifeval_policy, "gpu-recipe": gpu_recipe, "falcon-memory": falcon, "mini-repro": mini_repro, "mini-levers": mini_levers, "held-out": held_out,
     "stop-levers": stop_levers("stop_levers"), "stop-levers-alone": stop_levers("stop_levers_alone"),
 }
 

@@ -223,6 +223,7 @@ def test_ifeval_lever_script_runs_end_to_end(tmp_path, tiny_llama, ifeval_refere
     assert len(out["provenance"]["commit"]) == 40 and out["reference"]["commit"] == ref["provenance"]["commit"]
     run = out["levers"]["all"]["run"]
     assert run["full_fine_tune"] and run["train_steps"] == 3 and run["n_items"] == 3
+    assert run["provenance"] == out["provenance"]  # each lever keeps the provenance of the invocation that ran it
     assert run["minus_control"]["2"]["n"] == 3 and run["last_minus_first"]["n"] == 3  # the same items, paired
     assert set(run["why"]) == {"1", "2"} and run["by_type"]
     assert out["levers"]["full"] == {"what": out["levers"]["full"]["what"], "run": None, "missing": "not run"}
