@@ -46,7 +46,7 @@ def answer(base: Path, adapter: Path | None, rows: list[dict], batch: int = 16) 
 
     tok = AutoTokenizer.from_pretrained(str(base))
     tok.padding_side = "left"
-    model = AutoModelForCausalLM.from_pretrained(str(base), torch_dtype=torch.float32 if rm.DEVICE == "cpu" else torch.bfloat16)
+    model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32 if rm.DEVICE == "cpu" else torch.bfloat16)
     if adapter is not None:
         from peft import PeftModel
 
