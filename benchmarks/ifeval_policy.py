@@ -76,6 +76,8 @@ def main() -> int:
     ap.add_argument("--sft", choices=["best", "last"], default="best", help="cnr export --sft: 'best' keeps a "
                     "revision only where IFEval's checkers prefer it to the answer; 'last' keeps every usable one")
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--first-prompts", type=int, default=None,
+                    help="round 1 answers the first N of ifeval_mini's training prompts (default: all of them)")
     ap.add_argument("--prompts", type=int, default=300, help="fresh training prompts of each round after the first")
     ap.add_argument("--iterations", type=int, default=1, help="revisions of each training answer")
     ap.add_argument("--steps", type=int, default=60, help="training steps of each policy stage (SFT, DPO)")
@@ -171,7 +173,7 @@ def main() -> int:
     policy = base
     for r in range(1, a.rounds + 1):
         print(f"== round {r}: the policy answers training prompts; CnR revises them; cnr export; training", flush=True)
-        rows = train_rows if r == 1 else im.build_prompts(random.Random(f"{m['seed']}-round{r}"), train_topics,
+        rows = train_rows[:a.first_prompts] if r == 1 else im.build_prompts(random.Random(f"{m['seed']}-round{r}"), train_topics,
                                                            im.FIX_ORDER, a.prompts, f"round{r}-")
         t = time.time()
         texts = [x or "(no answer)" for x in pm.answer(policy, None, rows)]

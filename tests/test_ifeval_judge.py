@@ -248,7 +248,7 @@ def test_ifeval_policy_script_runs_two_rounds(tmp_path, tiny_llama, ifeval_refer
     try:
         proc = _script("ifeval_policy.py", "--reviser-args", f"inner=local-completions,base_url={srv.base_url}/"
                        "completions,model=fault-model,tokenizer_backend=None,tokenized_requests=False", "--sft", "last",
-                       "--rounds", "2", "--prompts", "4", "--steps", "1", "--min-pairs", "1000", "--answer-toks", "8",
+                       "--rounds", "2", "--first-prompts", "5", "--prompts", "4", "--steps", "1", "--min-pairs", "1000", "--answer-toks", "8",
                        "--reviser-toks", "16", "--mini", str(mini), "--base-model", str(tiny_llama), "--workdir",
                        str(tmp_path / "w"), "--results", str(tmp_path / "policy"))
     finally:
@@ -257,7 +257,7 @@ def test_ifeval_policy_script_runs_two_rounds(tmp_path, tiny_llama, ifeval_refer
     out = json.loads((tmp_path / "policy" / "summary.json").read_text())
     assert out["reference"]["commit"] == ref["provenance"]["commit"] and out["export_rules"] == {"sft": "last"}
     r1, r2 = out["rounds"]
-    assert (r1["training_prompts"], r2["training_prompts"]) == (12, 4)
+    assert (r1["training_prompts"], r2["training_prompts"]) == (5, 4)
     for r in (r1, r2):
         sft, dpo = r["stages"]
         assert sft["trained"] and sft["rows"] == r["export"]["sft"]["kept"] > 0
