@@ -36,7 +36,7 @@ def _source(data: dict, path: Path) -> str:
     cost = ""
     if "wall_s" in data or "timing_s" in data:
         wall = data.get("wall_s", (data.get("timing_s") or {}).get("total"))
-        cost = f", {wall} s" + (f", peak memory {data['peak_memory_mb']} MB" if data.get("peak_memory_mb") else "")
+        cost = ("" if wall is None else f", {wall} s") + (f", peak memory {data['peak_memory_mb']} MB" if data.get("peak_memory_mb") else "")
     return (f"<sub>from `{path.relative_to(ROOT)}`: commit {commit}{dirty}, {prov.get('started', '?')[:10]}, "
             f"{cores} CPU cores{cost}</sub>")
 
@@ -322,10 +322,12 @@ def _gpu_recipe(data: dict) -> str:
              f"CPU cores (start-up included; 4 records, about {tokens:.0f} tokens, per step): about {cpu / 1e9:.0f} GFLOP/s "
              f"at 6 × parameters × tokens per step. On a GPU the same step costs 6 × N × {tokens:.0f} FLOPs; at "
              f"{MFU:.0%} of an H100's {H100_BF16 / 1e12:.0f} TFLOP/s (bf16) that is the time below (a lower bound: "
-             "small micro-batches and the evaluation's generation keep a card further from its peak). Memory: "
+             "a small model's step is bound by per-step overheads, tens of milliseconds, not by its FLOPs; the "
+             "evaluation's generation is not estimated here). Memory: "
              f"{BYTES_FULL} bytes per parameter for a full fine-tune with mixed-precision AdamW, {BYTES_LORA} for "
              "LoRA's frozen weights (adapters and activations come on top).", "",
-             "| model | s per training step (estimate) | 360 steps | full fine-tune memory | LoRA memory | one 80 GB card |",
+             "| model | compute-bound s per training step (lower bound) | 360 steps | full fine-tune memory "
+             "| LoRA memory | one 80 GB card |",
              "|---|---:|---:|---:|---:|---|"]
     for label, n in (("SmolLM2-135M", SMOLLM2_PARAMS), ("1B", 1e9), ("3B", 3e9), ("8B", 8e9)):
         step = 6 * n * tokens / (MFU * H100_BF16)
