@@ -100,11 +100,8 @@ def main() -> int:
         ap.error(f"--base-model {a.base or '(the shipped SmolLM2)'} is not the model of {a.mini} "
                  f"({m.get('base') or 'the shipped SmolLM2'}): run benchmarks/ifeval_mini.py with it first and "
                  "pass its results folder as --mini")
-    rm.RUNS, rm.MAX_GEN_TOKS, pm.MAX_NEW_TOKENS, rm.DEVICE = (a.workdir.resolve(), m["max_gen_toks"],
-                                                                m["response_toks"], a.device)
-    rm.RUNS.mkdir(parents=True, exist_ok=True)
-    os.environ.update(AXOLOTL_DO_NOT_TRACK="1", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false",
-                      CNR_CACHE_DIR=str(rm.RUNS / "cache"))
+    rm.MAX_GEN_TOKS, pm.MAX_NEW_TOKENS, rm.DEVICE = m["max_gen_toks"], m["response_toks"], a.device
+    rm.use_workdir(a.workdir.resolve())
     t0 = time.time()
     from cnr_plugin.provenance import provenance
 

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import os
 import random
 import re
 import shutil
@@ -487,11 +486,8 @@ def main() -> int:
     if a.analyse:
         analyse(a.results)
         return 0
-    rm.RUNS, rm.MAX_GEN_TOKS, pm.MAX_NEW_TOKENS = a.workdir.resolve(), a.max_gen_toks, a.response_toks
-    rm.DEVICE = a.device
-    rm.RUNS.mkdir(parents=True, exist_ok=True)
-    os.environ.update(AXOLOTL_DO_NOT_TRACK="1", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false",
-                      CNR_CACHE_DIR=str(rm.RUNS / "cache"))
+    rm.MAX_GEN_TOKS, pm.MAX_NEW_TOKENS, rm.DEVICE = a.max_gen_toks, a.response_toks, a.device
+    rm.use_workdir(a.workdir.resolve())
     t0 = time.time()
     from cnr_plugin.judges.ifeval import NEEDS_PUNKT, uncheckable
     from cnr_plugin.provenance import provenance

@@ -96,12 +96,8 @@ def main() -> int:
         ap.error(f"--rounds {a.rounds}: at least 1")
     mini = json.loads((a.mini / "summary.json").read_text())
     m = mini["provenance"]["arguments"]
-    rm.RUNS, rm.MAX_GEN_TOKS, pm.MAX_NEW_TOKENS, rm.DEVICE = (a.workdir.resolve(), a.reviser_toks, a.answer_toks,
-                                                                a.device)
-    rm.RUNS.mkdir(parents=True, exist_ok=True)
-    (rm.RUNS / "data").mkdir(exist_ok=True)
-    os.environ.update(AXOLOTL_DO_NOT_TRACK="1", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false",
-                      CNR_CACHE_DIR=str(rm.RUNS / "cache"))
+    rm.MAX_GEN_TOKS, pm.MAX_NEW_TOKENS, rm.DEVICE = a.reviser_toks, a.answer_toks, a.device
+    (rm.use_workdir(a.workdir.resolve()) / "data").mkdir(exist_ok=True)
     t0 = time.time()
     from cnr_plugin.export import ExportRules, export_run
     from cnr_plugin.provenance import provenance

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -94,10 +93,8 @@ def main() -> int:
     ap.add_argument("--results", type=Path, default=ROOT / "results" / "policy_mini")
     rm.add_model_args(ap)
     a = ap.parse_args()
-    rm.RUNS, rm.DEVICE = a.workdir.resolve(), a.device
-    rm.RUNS.mkdir(parents=True, exist_ok=True)
-    os.environ.update(AXOLOTL_DO_NOT_TRACK="1", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false",
-                      CNR_CACHE_DIR=str(rm.RUNS / "cache"))
+    rm.DEVICE = a.device
+    rm.use_workdir(a.workdir.resolve())
     t0 = time.time()
     from cnr_plugin.provenance import provenance
 

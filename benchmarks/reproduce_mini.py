@@ -139,6 +139,18 @@ def sh(cmd: list[str], log: Path, label: str | None = None) -> None:
         raise SystemExit(f"{label} failed ({proc.returncode}), see {log}")
 
 
+def use_workdir(path: Path) -> Path:
+    """Make ``path`` the run's working folder (:data:`RUNS`, created) and point the libraries that
+    the run's subprocesses start at it: the cnr cache inside it, no telemetry, no hub downloads, no
+    tokenizer threads."""
+    global RUNS
+    RUNS = path
+    RUNS.mkdir(parents=True, exist_ok=True)
+    os.environ.update(AXOLOTL_DO_NOT_TRACK="1", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false",
+                      CNR_CACHE_DIR=str(RUNS / "cache"))
+    return RUNS
+
+
 def add_model_args(ap: argparse.ArgumentParser) -> None:
     """The flags that move a mini experiment from the shipped small model on CPU to any model on a GPU."""
     ap.add_argument("--base-model", "--base", dest="base", type=Path, default=None,
@@ -296,7 +308,7 @@ def efficiency_plot(summary: dict, sizes: list[int], iterations: int, path: Path
 
 
 def main() -> int:
-    global RUNS, MAX_GEN_TOKS, DEVICE
+    global MAX_GEN_TOKS, DEVICE
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", type=int, nargs="+", default=[100, 300, 1000])
     ap.add_argument("--steps", type=int, default=60)
@@ -320,20 +332,19 @@ def main() -> int:
     ap.add_argument("--held-out", nargs="+", default=None, metavar="FAMILY",
                     help="generalisation: for each family, train on the others and evaluate on it alone")
     a = ap.parse_args()
-    RUNS, MAX_GEN_TOKS, DEVICE = a.workdir.resolve(), a.max_gen_toks, a.device
-    os.environ.update(AXOLOTL_DO_NOT_TRACK="1", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false",
-                      CNR_CACHE_DIR=str(RUNS / "cache"))
-    t0 = time.time()
-    from cnr_plugin.provenance import provenance
-    from cnr_plugin.report import plot
-    from cnr_plugin.results import read_runs
-    from cnr_plugin.synthetic import TASKS, make_splits
+    from cnr_plugin.synthetic import TASKS, make_splits  # standard library only: before the workdir exists
 
     families = sorted(fn.__name__.lstrip("_") for fn in TASKS)
     for fam in a.held_out or []:
         if fam not in families:
             ap.error(f"--held-out {fam}: no such family (one of {', '.join(families)})")
-    RUNS.mkdir(parents=True, exist_ok=True)
+    MAX_GEN_TOKS, DEVICE = a.max_gen_toks, a.device
+    use_workdir(a.workdir.resolve())
+    t0 = time.time()
+    from cnr_plugin.provenance import provenance
+    from cnr_plugin.report import plot
+    from cnr_plugin.results import read_runs
+
     (RUNS / "oracle.yaml").write_text("judge: oracle\nchecker: cnr_plugin.synthetic:score\n")
     base = base_model(a.base)
     out_dir = a.results

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import sys
 import time
@@ -85,22 +84,19 @@ def main() -> int:
         plot(summary, a.table.parent / "stop_levers.png", iterations)
         return 0
     from cnr_plugin.evaluation.stats import paired_difference
-    from cnr_plugin.small_models import convert_smollm2
     from cnr_plugin.provenance import provenance
     from cnr_plugin.synthetic import make_splits
 
-    rm.RUNS, rm.MAX_GEN_TOKS = a.workdir.resolve(), a.max_gen_toks
-    rm.RUNS.mkdir(parents=True, exist_ok=True)
+    rm.MAX_GEN_TOKS = a.max_gen_toks
+    rm.use_workdir(a.workdir.resolve())
     a.results.mkdir(parents=True, exist_ok=True)
     samples_dir = a.results / "samples"
     samples_dir.mkdir(exist_ok=True)
-    os.environ.update(AXOLOTL_DO_NOT_TRACK="1", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false",
-                      CNR_CACHE_DIR=str(rm.RUNS / "cache"))
     summary: dict = {"provenance": provenance(vars(a), {"splits": a.seed, "axolotl": 42}, repo=ROOT),
                      "timing_s": {}, "runs": {}}
     t0 = time.time()
     (rm.RUNS / "oracle.yaml").write_text("judge: oracle\nchecker: cnr_plugin.synthetic:score\n")
-    base = a.base.resolve() if a.base else convert_smollm2(ROOT / "models" / "smollm2-135m-instruct")
+    base = rm.base_model(a.base)
     test_set = None
     for lever in a.levers:
         right, partial = (float(x) for x in lever.split(":"))

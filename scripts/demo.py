@@ -208,11 +208,9 @@ def run() -> int:
     traceback in the log."""
     import traceback
 
-    rm.RUNS, rm.VERBOSE = WORKDIR, False
+    rm.VERBOSE = False
     rm.MAX_GEN_TOKS = int(os.environ.get("CNR_DEMO_MAX_GEN_TOKS", rm.MAX_GEN_TOKS))
-    rm.RUNS.mkdir(parents=True, exist_ok=True)
-    os.environ.update(AXOLOTL_DO_NOT_TRACK="1", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false",
-                      CNR_CACHE_DIR=str(rm.RUNS / "cache"))
+    rm.use_workdir(WORKDIR)
     log = rm.RUNS / "demo.log"
     keep_terminal_for_the_demo(log)
     try:
