@@ -65,12 +65,6 @@ def load_mini(results: Path) -> tuple[dict, list[dict]]:
     return summary, rows
 
 
-def kept_follow(results: Path, run: dict, check: im.Checker, iterations: int) -> dict:
-    with gzip.open(results / run["samples"], "rt") as f:
-        rows = [{"doc": r["doc"], "filtered_resps": r["resps"]} for r in map(json.loads, f)]
-    return im.per_item(rows, check, iterations)
-
-
 def teaches(recs: list[dict], check: im.Checker) -> dict[str, int]:
     """Per instruction type: how many records show a text missing it turned into one that has it."""
     out: dict[str, int] = {}
@@ -108,8 +102,7 @@ def main() -> int:
     started = provenance(vars(a), {"prompts": m["seed"], "records": m["seed"], "extra": f"{m['seed']}-extra",
                                    "axolotl": 42}, repo=ROOT)
     check = im.Checker()
-    judge = rm.RUNS / "ifeval.yaml"
-    judge.write_text("judge: ifeval\n")
+    judge = im.judge_file()
     base = rm.base_model(a.base)
 
     # the same prompts as ifeval_mini (rebuilt from its seed, checked against its kept data)
@@ -136,7 +129,8 @@ def main() -> int:
     iterations = m["iterations"]
 
     # the reference: ifeval_mini's control and reviser, from their kept samples
-    follow = {name: kept_follow(a.mini, mini["runs"][name], check, iterations) for name in ("control", "trained")}
+    follow = {name: im.per_item(im.kept_samples(a.mini, mini["runs"][name]), check, iterations)
+              for name in ("control", "trained")}
     timing: dict[str, int] = {}
     runs: dict[str, dict] = {}
     records_by_lever: dict[str, dict] = {}

@@ -433,6 +433,20 @@ def why(rows: list[dict], follow: dict[str, dict[int, list[bool]]]) -> dict[str,
             for k, v in sorted(out.items())}
 
 
+def kept_samples(results: Path, run: dict) -> list[dict]:
+    """A run's samples as kept beside its summary (``reproduce_mini.keep_samples``), read back in
+    lm-eval's sample shape (``doc``, ``filtered_resps``)."""
+    with gzip.open(results / run["samples"], "rt") as f:
+        return [{"doc": r["doc"], "filtered_resps": r["resps"]} for r in map(json.loads, f)]
+
+
+def judge_file() -> Path:
+    """The judge YAML of every IFEval run here (``judge: ifeval``), written into the working folder."""
+    path = rm.RUNS / "ifeval.yaml"
+    path.write_text("judge: ifeval\n")
+    return path
+
+
 def analyse(results: Path) -> None:
     """Add :func:`why` for every run to ``summary.json`` from the samples kept beside it (run at the
     end of a run; ``--analyse`` alone re-derives it from the kept samples without generating)."""
@@ -443,8 +457,7 @@ def analyse(results: Path) -> None:
     summary["analysis_provenance"] = provenance({"analyse": True, "results": str(results)}, {}, repo=ROOT)
     check = Checker()
     for run in summary["runs"].values():
-        with gzip.open(results / run["samples"], "rt") as f:
-            rows = [{"doc": r["doc"], "filtered_resps": r["resps"]} for r in map(json.loads, f)]
+        rows = kept_samples(results, run)
         last = max(int(k) for k in run["iterations"])
         follow = per_item(rows, check, last)
         run["why"] = why(rows, follow)
@@ -495,8 +508,7 @@ def main() -> int:
     started = provenance(vars(a), {"prompts": a.seed, "records": a.seed, "axolotl": 42}, repo=ROOT)
     timing: dict[str, int] = {}
     check = Checker()
-    judge = rm.RUNS / "ifeval.yaml"
-    judge.write_text("judge: ifeval\n")
+    judge = judge_file()
     base = rm.base_model(a.base)
 
     _train_topics, train_rows, test_rows, held_rows = all_prompts(a.seed, a.train_prompts, a.test, a.held_out_test)

@@ -106,8 +106,7 @@ def main() -> int:
     started = provenance(vars(a), {"prompts": m["seed"], **{f"round{r}": f"{m['seed']}-round{r}"
                                                             for r in range(2, a.rounds + 1)}, "axolotl": 42}, repo=ROOT)
     check = im.Checker()
-    judge = rm.RUNS / "ifeval.yaml"
-    judge.write_text("judge: ifeval\n")
+    judge = im.judge_file()
     base = rm.base_model(a.base)
     reviser = a.reviser.resolve() if a.reviser else None
     reviser_args = a.reviser_args or (f"inner=hf,pretrained={base},peft={reviser}"
