@@ -123,10 +123,10 @@ def main() -> int:
     def lap(name: str, since: float) -> None:
         timing[name] = round(time.time() - since)
 
-    def measure(name: str, texts: list[str], extra: dict | None = None) -> None:
+    def measure(name: str, texts: list[str]) -> None:
         answers[name] = texts
         follow[name] = follow_of(test_rows, texts, check)
-        systems[name] = {**accuracy(follow[name]), "n": len(texts), **(extra or {})}
+        systems[name] = {**accuracy(follow[name]), "n": len(texts)}
         for other in ("old policy", "old policy + reviser at inference"):
             if other in follow and other != name:
                 systems[name][f"minus {other}"] = im.paired(follow[name], follow[other], 0)
@@ -187,9 +187,10 @@ def main() -> int:
         print(f"   sft {counts['sft']}, preferences {counts['preferences']}", flush=True)
         for kind, data, n in (("sft", "sft.jsonl", counts["sft"]["kept"]),
                               ("dpo", "preferences.jsonl", counts["preferences"]["kept"])):
-            if n < (2 if kind == "sft" else a.min_pairs):
+            least = 2 if kind == "sft" else a.min_pairs
+            if n < least:
                 entry["stages"].append({"kind": kind, "rows": n, "trained": False,
-                                        "why": f"{n} rows exported, fewer than {2 if kind == 'sft' else a.min_pairs}"})
+                                        "why": f"{n} rows exported, fewer than {least}"})
                 continue
             t = time.time()
             adapter = pm.train_policy(kind, policy, rm.RUNS / f"export-round{r}" / data, a.steps, tag=f"-round{r}")
