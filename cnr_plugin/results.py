@@ -48,8 +48,8 @@ PER_RUN = (
     ("n_unparsed", "total", False),
     ("n_revision_parse_failures", "total", False),  # generations with no usable revision
     ("n_skipped_oversized", "total", False),
-    ("reviser_requests", "mean", None),
-    ("accept_judgments", "mean", None),
+    ("reviser_requests", "average", None),
+    ("accept_judgments", "average", None),
     # how the judge behaved (cnr_plugin/evaluation/diagnostics.py): shares summed over documents
     ("judge_consistency", "share", True),
     ("judge_position_a", "share", None),
@@ -74,9 +74,9 @@ PER_ITERATION = (
     ("lc_winrate_iter{k}", "lc_winrate", True, 1),
     ("lc_winrate_iter{k}_ci95_lo", "lc_ci95_lo", None, 1),
     ("lc_winrate_iter{k}_ci95_hi", "lc_ci95_hi", None, 1),
-    ("len_ratio_iter{k}", "mean", None, 1),
-    ("stopped_iter{k}", "mean", None, 1),
-    ("rejected_iter{k}", "mean", None, 1),
+    ("len_ratio_iter{k}", "average", None, 1),
+    ("stopped_iter{k}", "average", None, 1),
+    ("rejected_iter{k}", "average", None, 1),
     # judge: ifeval: IFEval's accuracies of the texts (iteration 0: the originals), as (followed, asked) pairs
     ("ifeval_prompt_strict_iter{k}", "share", True, 0),
     ("ifeval_inst_strict_iter{k}", "share", True, 0),
@@ -87,12 +87,26 @@ _TEXT_METRIC = re.compile(r"^ifeval_(\w+?)_iter(\d+)$")
 _WINRATE_METRIC = re.compile(r"^(lc_)?winrate_iter(\d+)(_ci95_lo|_ci95_hi)?$")
 
 
-def task_metrics(max_iterations: int) -> list[tuple[str, str, bool | None]]:
-    """Every metric of the cnr_winrate task, as its YAML's ``metric_list`` must name them."""
+def run_metrics(iterations: int, compare_previous: bool = False, text_metrics: bool = False
+                ) -> list[tuple[str, str, bool | None]]:
+    """The metrics one run reports, as lm-eval declares them (name, aggregation, higher is better):
+    iterations 1..``iterations``, the win rates against the previous revision only with
+    ``compare_previous``, the judge's own text figures (IFEval's accuracies) only for a judge that
+    has them. Every document of the run carries each of them (:func:`run_item_metrics`), so that a
+    reader of lm-eval's samples (its W&B logger builds one column per declared metric) finds them all."""
     out = list(PER_RUN)
     for template, aggregation, higher, first in PER_ITERATION:
-        out += [(template.format(k=k), aggregation, higher) for k in range(first, max_iterations + 1)]
+        if (template.startswith("winrate_vs_prev") and not compare_previous) or \
+                (template.startswith("ifeval_") and not text_metrics):
+            continue
+        out += [(template.format(k=k), aggregation, higher) for k in range(first, iterations + 1)]
     return out
+
+
+def task_metrics(max_iterations: int) -> list[tuple[str, str, bool | None]]:
+    """Every metric the cnr_winrate task can report, as its YAML's ``metric_list`` must name them
+    (a run declares the part of it that it reports: :func:`run_metrics`)."""
+    return run_metrics(max_iterations, compare_previous=True, text_metrics=True)
 
 
 def item_metrics(original: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -138,6 +152,14 @@ def item_metrics(original: str, data: dict[str, Any]) -> dict[str, Any]:
         lc = (j["score"], len(result), len(original), seed)
         out[f"lc_winrate_iter{k}"] = out[f"lc_winrate_iter{k}_ci95_lo"] = out[f"lc_winrate_iter{k}_ci95_hi"] = lc
     return out
+
+
+def run_item_metrics(original: str, data: dict[str, Any], names: Sequence[str]) -> dict[str, Any]:
+    """:func:`item_metrics`, with every metric the run reports (``names``, :func:`run_metrics`)
+    present: None where this document has no value for it (a failed verdict, an item skipped as
+    oversized); every aggregation of the task leaves None out. A figure the run does not declare
+    (a plugin judge's own text figure, say) is kept as it is."""
+    return {**dict.fromkeys(names), **item_metrics(original, data)}
 
 
 # -- items and outcomes ------------------------------------------------------------------------------

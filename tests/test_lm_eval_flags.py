@@ -30,7 +30,7 @@ def server():
 
 
 def run(tmp_path: Path, srv, *extra: str, metadata: dict | None = None, tasks: str = "cnr_winrate",
-        out: str = "out", model_args: str = "") -> subprocess.CompletedProcess:
+        out: str = "out", model_args: str = "", env: dict | None = None) -> subprocess.CompletedProcess:
     judge = tmp_path / "judge.yaml"
     judge.write_text(yaml.safe_dump({"judge": "openai", "model": "m", "base_url": srv.base_url, "api_key_env": None,
                                      "structured_output": "none", "concurrency": 4}))
@@ -41,7 +41,7 @@ def run(tmp_path: Path, srv, *extra: str, metadata: dict | None = None, tasks: s
            "--tasks", tasks, "--metadata", json.dumps(meta), "--output_path", str(tmp_path / out), *extra]
     return subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600,
                           env=dict(os.environ, CNR_CACHE_DIR=str(tmp_path / "cache"),
-                                   LM_HARNESS_CACHE_PATH=str(tmp_path / "lm-cache")))
+                                   LM_HARNESS_CACHE_PATH=str(tmp_path / "lm-cache"), **(env or {})))
 
 
 def results(tmp_path: Path, out: str = "out") -> dict:
@@ -224,3 +224,81 @@ def test_the_bootstrap_seed_is_a_run_option_that_moves_intervals_and_never_win_r
     assert runs[0]["winrate_iter1,judged"] == runs[7]["winrate_iter1,judged"]
     assert runs[0]["winrate_iter1_ci95_lo,judged"] != runs[7]["winrate_iter1_ci95_lo,judged"]
     assert runs[0]["lc_winrate_iter1_ci95_lo,judged"] != runs[7]["lc_winrate_iter1_ci95_lo,judged"]
+
+
+def samples(tmp_path: Path, out: str = "out") -> list[dict]:
+    path = next((tmp_path / out).rglob("samples_cnr_winrate_*.jsonl"))
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def declared(data: dict) -> list[str]:
+    return [m["metric"] for m in data["configs"]["cnr_winrate"]["metric_list"]]
+
+
+@pytest.mark.parametrize("metadata, plan", [
+    ({"iterations": 2}, {}),
+    # half the judge's requests fail on every attempt: those items have no verdict to score
+    ({"iterations": 1, "compare_previous": True, "limit": 6}, {"permanent": 0.5, "seed": 3}),
+])
+def test_the_task_declares_what_the_run_reports_and_every_sample_carries_it(tmp_path, metadata, plan):
+    """lm-eval's samples readers take the task's declared metrics as the columns of every sample
+    (its W&B logger failed on the first one missing, and the samples table was quietly lost): the
+    task declared 167 metrics and a run carried about 40, and an item without a verdict lacked its
+    win rates. Now the task declares the run's own metrics, the results report exactly those, and
+    every sample carries each (null where the item has no value)."""
+    from cnr_plugin.testing.fault_server import FaultPlan, FaultServer
+
+    srv = FaultServer(FaultPlan(**plan), max_requests=5000, max_seconds=600).start()
+    judge = tmp_path / "failing-judge.yaml"  # this judge's failures are the point: let the run go on
+    judge.write_text(yaml.safe_dump({"judge": "openai", "model": "m", "base_url": srv.base_url, "api_key_env": None,
+                                     "structured_output": "none", "max_retries": 0, "max_failed_fraction": 1.0}))
+    try:
+        proc = run(tmp_path, srv, "--log_samples", metadata={**metadata, "judge": str(judge)})
+    finally:
+        srv.shutdown()
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    data = results(tmp_path)
+    names = declared(data)
+    reported = {k.split(",")[0] for k in data["results"]["cnr_winrate"] if "," in k and "_stderr" not in k}
+    assert set(names) == reported and set(data["higher_is_better"]["cnr_winrate"]) == reported
+    last = metadata["iterations"]
+    assert f"winrate_iter{last}" in names and f"winrate_iter{last + 1}" not in names
+    assert ("winrate_vs_prev_iter2" in names) == (last >= 2 and bool(metadata.get("compare_previous")))
+    assert not any(n.startswith("ifeval_") for n in names)  # this judge has no text figures
+    rows = samples(tmp_path)
+    assert len(rows) == metadata.get("limit", 3)
+    for row in rows:
+        assert set(names) <= set(row), set(names) - set(row)
+    if plan:
+        assert any(row["winrate_iter1"] is None for row in rows) and data["results"]["cnr_winrate"]["n_failed,judged"]
+
+
+def test_wandb_logger_writes_the_samples_table(tmp_path, server):
+    """lm-eval's own W&B logger (the real client, offline: it writes the run to a folder) writes
+    the cnr_winrate samples table, one column per declared metric and one row per item."""
+    if not have("wandb"):
+        missing("needs wandb (W&B's client)")
+    proc = run(tmp_path, server, "--log_samples", "--wandb_args", "project=cnr-test,mode=offline",
+               metadata={"iterations": 2},
+               env={"WANDB_MODE": "offline", "WANDB_SILENT": "true",
+                    **{f"WANDB_{d}_DIR": str(tmp_path / "wandb-home") for d in ("CONFIG", "CACHE", "DATA")},
+                    "WANDB_DIR": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    tables = list(tmp_path.rglob("cnr_winrate_eval_results_*.table.json"))
+    assert len(tables) == 1, proc.stderr[-3000:]
+    table = json.loads(tables[0].read_text())
+    assert set(declared(results(tmp_path))) <= set(table["columns"])
+    assert len(table["data"]) == 3
+
+
+def test_the_task_refuses_to_run_without_its_options():
+    """On an lm-eval that passes --metadata to class tasks only through cnr-plugin's start-up hook
+    (0.4.11), a task built without it would run on the default options, whatever the user typed:
+    it refuses in one line instead."""
+    if not have("lm_eval"):
+        missing("needs lm-eval")
+    from cnr_plugin.lm_eval.errors import CnRRunError
+    from cnr_plugin.lm_eval.task import CnRWinrateTask
+
+    with pytest.raises(CnRRunError, match="CNR_LM_EVAL_AUTOREGISTER=0"):
+        CnRWinrateTask(config={"task": "cnr_winrate", "metadata": {"responses": "mine.jsonl"}})

@@ -83,6 +83,44 @@ def test_item_metrics_name_what_the_reader_parses():
     assert "winrate_iter2" not in m
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.sampled_from([0.0, 0.5, 1.0]), min_size=1, max_size=20), st.integers(0, 5), st.randoms())
+def test_aggregations_leave_out_items_without_a_value(scores, n_none, rnd):
+    """Every document carries every metric of its run, None where it has no value: no figure moves
+    with how many such documents there are, where they sit, or the order of the rest."""
+    from cnr_plugin.lm_eval import tasks
+
+    def shuffled_with_nones(values):
+        rows = list(values) + [None] * n_none
+        rnd.shuffle(rows)
+        return rows
+
+    seed = 4
+    bounds = [(s, seed) for s in scores]
+    lc = [(s, 10 + i, 8, seed) for i, s in enumerate(scores)]
+    pairs = [(s, 1.0) for s in scores]
+    for fn, values in ((tasks.winrate, scores), (tasks.average, scores), (tasks.total, scores),
+                       (tasks.ci95_lo, bounds), (tasks.ci95_hi, bounds), (tasks.lc_winrate, lc),
+                       (tasks.share, pairs)):
+        assert fn(shuffled_with_nones(values)) == fn(list(values)), fn.__name__
+    assert tasks.average([None] * 3) is None and tasks.winrate([None]) is None and tasks.share([None]) is None
+
+
+def test_a_run_declares_and_every_item_carries_the_same_metrics():
+    from cnr_plugin.results import run_item_metrics, run_metrics, task_metrics
+
+    names = [n for n, _a, _h in run_metrics(2)]
+    assert "winrate_iter2" in names and "winrate_iter3" not in names and "winrate_vs_prev_iter2" not in names
+    assert not any(n.startswith("ifeval_") for n in names)
+    assert {n for n, _a, _h in run_metrics(3, True, True)} <= {n for n, _a, _h in task_metrics(10)}
+    failed = {"steps": [{"iteration": 1, "response": "r", "revision": "rr", "result": "rr"}],
+              "judgments": [{"iteration": 1, "against": "original", "status": "failed", "score": None}]}
+    skipped = {"steps": [], "skipped": True}
+    for data in (failed, skipped):
+        m = run_item_metrics("r", data, names)
+        assert set(names) <= set(m) and m["winrate_iter1"] is None and m["lc_winrate_iter2"] is None
+
+
 # issue 24, item 6: each small fault has a test ---------------------------------------------------
 
 def test_a_request_the_client_does_not_retry_is_not_said_to_be_retried(tmp_path):

@@ -11,7 +11,9 @@ it waits until lm-eval itself imports
   way, unless lm-eval already knows it (newer lm-eval discovers models from the ``lm_eval.models``
   entry point group, which the package also declares);
 * ``lm_eval.tasks``: then the package's task folder is added to every ``TaskManager``'s
-  ``include_path`` (before the user's own paths, so a user's ``--include_path`` still wins).
+  ``include_path`` (before the user's own paths, so a user's ``--include_path`` still wins), and
+  on an lm-eval that passes ``--metadata`` to YAML tasks only, the manager passes it to the
+  cnr_winrate task class too (:func:`bridge_metadata`).
 
 An uncaught cnr-plugin error (:class:`cnr_plugin.errors.CnRError`) in that process ends it with its
 one-line message instead of a traceback. ``CNR_LM_EVAL_AUTOREGISTER=0`` switches all of it off.
@@ -61,12 +63,34 @@ def add_task_folder(tasks_module: object = None) -> None:
         if all(os.path.realpath(str(p)) != os.path.realpath(ours) for p in paths):
             bound.arguments["include_path"] = [ours, *paths]
         original(*bound.args, **bound.kwargs)
+        bridge_metadata(self)
 
     __init__._cnr_tasks = True  # type: ignore[attr-defined]
     __init__.__wrapped__ = original  # type: ignore[attr-defined]
     __init__.__doc__ = original.__doc__
     manager.__init__ = __init__
     install_excepthook()
+
+
+def bridge_metadata(manager: object) -> None:
+    """Give the cnr_winrate task its run options (``--metadata``) on an lm-eval that passes them to
+    YAML tasks only (0.4.11: a task with ``class:`` gets its YAML alone; 0.4.13's task factory
+    passes them to both, and this does nothing there). Only this manager's configs of cnr-plugin's
+    own task class change: they get the metadata lm-eval merges into every YAML task's, and the
+    ``config_source`` that 0.4.13 adds (:mod:`cnr_plugin.lm_eval.task`)."""
+    get_config = getattr(manager, "_get_config", None)
+    if getattr(manager, "_factory", None) is not None or not callable(get_config):
+        return
+
+    def _get_config(name, *args, **kwargs):
+        config = get_config(name, *args, **kwargs)
+        if isinstance(config, dict) and getattr(config.get("class"), "_cnr_task", False):
+            extra = getattr(manager, "metadata", None) or {}
+            config = {**config, "metadata": {**(config.get("metadata") or {}), **extra,
+                                             "config_source": str(manager._get_yaml_path(name))}}
+        return config
+
+    manager._get_config = _get_config  # type: ignore[attr-defined]
 
 
 def _one_line_hook(previous):

@@ -19,8 +19,8 @@ from cnr_plugin.costs import describe
 from cnr_plugin.evaluation import (RunConfig, examples_for, judge_revisions, length_controlled, prepare_judge,
                                    run_config, win_rate)
 from cnr_plugin.judges import load_judge_config
-from cnr_plugin.plugins import get_format
-from cnr_plugin.results import item_metrics
+from cnr_plugin.plugins import get_format, get_judge
+from cnr_plugin.results import run_item_metrics, run_metrics
 
 from .errors import CnRRunError, run_errors
 from . import docs as _shared
@@ -104,9 +104,25 @@ def judge(resps: list[list[str]], docs: list[dict[str, Any]]) -> list[str]:
     return [json.dumps(d) for d in outputs]
 
 
+@functools.lru_cache(maxsize=16)
+def _metrics(iterations: int, compare_previous: bool, judge_spec: str) -> tuple[str, ...]:
+    config = load_judge_config(json.loads(judge_spec))
+    text = callable(getattr(get_judge(config.judge), "text_metrics", None))
+    return tuple(name for name, _agg, _hib in run_metrics(iterations, compare_previous, text))
+
+
+def metrics_of(run: RunConfig) -> tuple[str, ...]:
+    """The metrics this run reports (:func:`cnr_plugin.results.run_metrics`): its iterations, the
+    win rates against the previous revision if it compares them, the judge's text figures if the
+    judge has them. The task declares exactly these (:class:`cnr_plugin.lm_eval.task.CnRWinrateTask`)."""
+    return _check(_metrics, run.iterations, run.compare_previous, json.dumps(run.judge, sort_keys=True))
+
+
 def process_results(doc: dict[str, Any], results: list[str]) -> dict[str, Any]:
-    """Per-document metrics, named and computed by :func:`cnr_plugin.results.item_metrics`."""
-    return item_metrics(doc["response"], json.loads(results[0]))
+    """Per-document metrics, named and computed by :mod:`cnr_plugin.results`: every document
+    carries every metric the run reports (None where it has no value), as lm-eval's samples
+    readers expect."""
+    return run_item_metrics(doc["response"], json.loads(results[0]), metrics_of(RunConfig.from_doc(doc)))
 
 
 def _finite(x: float) -> float | None:
@@ -115,21 +131,35 @@ def _finite(x: float) -> float | None:
     return None if x is None or math.isnan(x) else float(x)
 
 
-def total(items: list[float]) -> float:
-    return float(sum(items))
+# Every aggregation leaves out the documents that have no value for its metric (None: a failed
+# verdict, an item skipped as oversized); with none left, the figure is None (JSON null).
+
+def _present(items: list[Any]) -> list[Any]:
+    return [x for x in items if x is not None]
 
 
-def share(items: list[tuple[float, float]]) -> float | None:
+def total(items: list[float | None]) -> float:
+    return float(sum(_present(items)))
+
+
+def average(items: list[float | None]) -> float | None:
+    """The mean over the documents that have a value (lm-eval's ``mean`` would fail on None)."""
+    values = _present(items)
+    return float(sum(values) / len(values)) if values else None
+
+
+def share(items: list[tuple[float, float] | None]) -> float | None:
     """A judge diagnostic over the run: its numerators over its denominators, summed over
     documents (None where nothing was there to measure: every verdict a tie, say)."""
-    den = sum(d for _n, d in items)
-    return float(sum(n for n, _d in items) / den) if den else None
+    values = _present(items)
+    den = sum(d for _n, d in values)
+    return float(sum(n for n, _d in values) / den) if den else None
 
 
 def _seeded(items: list[Any]) -> tuple[tuple[Any, ...], int]:
     """Per-document values of an interval's metric: (value..., the run's bootstrap seed), sorted
     (so the order of documents never moves a figure), and that seed."""
-    rows = tuple(sorted(map(tuple, items)))
+    rows = tuple(sorted(map(tuple, _present(items))))
     return tuple(r[:-1] for r in rows), int(rows[0][-1]) if rows else 0
 
 
@@ -138,8 +168,8 @@ def _win_rate(scores: tuple[float, ...], seed: int = 0) -> dict[str, Any]:
     return win_rate(scores, seed=seed)
 
 
-def winrate(items: list[float]) -> float | None:
-    return _finite(_win_rate(tuple(sorted(items)))["winrate"])
+def winrate(items: list[float | None]) -> float | None:
+    return _finite(_win_rate(tuple(sorted(_present(items))))["winrate"])
 
 
 def ci95_lo(items: list[tuple[float, int]]) -> float | None:
@@ -169,5 +199,5 @@ def lc_ci95_hi(items: list[tuple[float, int, int, int]]) -> float | None:
     return _finite(_lc(*_seeded(items))["ci95"][1])
 
 
-__all__ = ["load_docs", "doc_to_text", "judge", "process_results", "total", "share", "winrate", "ci95_lo",
-           "ci95_hi", "lc_winrate", "lc_ci95_lo", "lc_ci95_hi", "CnRRunError"]
+__all__ = ["load_docs", "doc_to_text", "judge", "process_results", "metrics_of", "total", "average", "share",
+           "winrate", "ci95_lo", "ci95_hi", "lc_winrate", "lc_ci95_lo", "lc_ci95_hi", "CnRRunError"]
