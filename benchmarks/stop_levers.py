@@ -57,6 +57,18 @@ def plot(summary: dict, path: Path, iterations: int) -> None:
     fig.savefig(path)
 
 
+def lever_arg(text: str) -> str:
+    """``--levers``: right_share:partial_share, two shares in [0, 1] (checked before any work)."""
+    try:
+        shares = [float(x) for x in text.split(":")]
+    except ValueError:
+        shares = []
+    if len(shares) != 2 or not all(0 <= x <= 1 for x in shares):
+        raise argparse.ArgumentTypeError(f"{text!r} is not right_share:partial_share, two shares in [0, 1] "
+                                         "(e.g. 0.4:0.3)")
+    return text
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--items", type=int, default=120)
@@ -64,7 +76,7 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--records", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--levers", nargs="+", default=["0.15:0", "0.4:0", "0.4:0.3"],
+    ap.add_argument("--levers", nargs="+", default=["0.15:0", "0.4:0", "0.4:0.3"], type=lever_arg,
                     help="data levers as right_share:partial_share")
     ap.add_argument("--base", type=Path, default=None)
     ap.add_argument("--workdir", type=Path, default=ROOT / "runs" / "stop_levers")

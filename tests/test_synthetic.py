@@ -125,3 +125,14 @@ def test_mini_reproduction_held_out_family(tmp_path, tiny_llama):
     bad = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "reproduce_mini.py"), "--held-out", "jsn"],
                          capture_output=True, text=True, env=axolotl_env(), timeout=120)
     assert bad.returncode == 2 and "one of arith, caps, fruits, json, sentence, sort" in bad.stderr
+
+
+@pytest.mark.parametrize("lever", ["bogus", "0.4:1.5", "0.4"])
+def test_stop_levers_refuses_a_bad_lever_before_any_work(tmp_path, lever):
+    """`stop_levers.py --levers bogus` ended in a ValueError traceback after making its working folder."""
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "stop_levers.py"), "--levers", lever,
+                           "--workdir", str(tmp_path / "w"), "--results", str(tmp_path / "r")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert f"{lever!r} is not right_share:partial_share" in proc.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "w").exists() and not (tmp_path / "r").exists()
