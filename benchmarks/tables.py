@@ -318,7 +318,9 @@ def _gpu_recipe(data: dict) -> str:
                 for r in recs) / len(recs)
     tokens = 4 * chars / CHARS_PER_TOKEN  # a micro-batch of 4 records
     cpu = 6 * SMOLLM2_PARAMS * tokens / per_step
-    lines = [f"The `{name}` lever's full fine-tune of SmolLM2-135M took {per_step:.1f} s per step on {data['provenance']['hardware']['cores']} "
+    started = run["provenance"]  # the lever's own run (a later run of other levers rewrites the top provenance)
+    lines = [f"The `{name}` lever's full fine-tune of SmolLM2-135M (commit {started['commit'][:10]}) took {per_step:.1f} s "
+             f"per step on {started['hardware']['cores']} "
              f"CPU cores (start-up included; 4 records, about {tokens:.0f} tokens, per step): about {cpu / 1e9:.0f} GFLOP/s "
              f"at 6 × parameters × tokens per step. On a GPU the same step costs 6 × N × {tokens:.0f} FLOPs; at "
              f"{MFU:.0%} of an H100's {H100_BF16 / 1e12:.0f} TFLOP/s (bf16) that is the time below (a lower bound: "
