@@ -39,7 +39,7 @@ OUTCOMES = ("won", "tied", "lost", "not judged", NO_REVISION)
 
 # -- metric names (lm-eval's table) -----------------------------------------------------------------
 
-#: per run: (metric, aggregation of the cnr_utils module or lm-eval's own, higher is better). The
+#: per run: (metric, aggregation of the cnr_utils module (each leaves None out), higher is better). The
 #: direction is None (no arrow in lm-eval's table) for counters and diagnostics
 #: whose ideal is not an end of the scale (a judge naming position A half the time is right)
 PER_RUN = (
