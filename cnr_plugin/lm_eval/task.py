@@ -22,11 +22,8 @@ from typing import Any
 
 from lm_eval.api.task import ConfigurableTask
 
-from cnr_plugin.evaluation import run_config
-
-from . import docs as _shared
 from .errors import CnRRunError
-from .tasks import LM_EVAL_KEYS, _check, metrics_of
+from .tasks import metrics_of, run_options
 
 #: the key lm-eval 0.4.13's task factory adds to every task's metadata (the YAML it was read
 #: from); cnr-plugin's hook adds it on an lm-eval that passes no metadata to class tasks. Its
@@ -47,8 +44,7 @@ class CnRWinrateTask(ConfigurableTask):
             raise CnRRunError("this lm-eval hands --metadata to the cnr_winrate task only through cnr-plugin's "
                               "start-up hook, which CNR_LM_EVAL_AUTOREGISTER=0 switched off: unset it, or run "
                               "`cnr lm-eval ...`, which registers it")
-        run = _check(run_config, metadata, ignore=LM_EVAL_KEYS | _shared.MODEL_ARG_KEYS | {"inner"})
-        reported = set(metrics_of(run))
+        reported = set(metrics_of(run_options(metadata)))
         config["metric_list"] = [m for m in config.get("metric_list") or [] if m["metric"] in reported]
         super().__init__(config=config)
 

@@ -40,6 +40,12 @@ def _check(fn, *args, **kwargs):
         return fn(*args, **kwargs)
 
 
+def run_options(metadata: dict[str, Any]) -> RunConfig:
+    """The run options among the task's metadata: lm-eval's own keys and the ``--model cnr``
+    arguments it merges in are not run options; any other unknown key is an error (one line)."""
+    return _check(run_config, metadata, ignore=LM_EVAL_KEYS | _shared.MODEL_ARG_KEYS | {"inner"})
+
+
 def load_docs(**kwargs: Any):
     """``custom_dataset``: lm-eval passes ``--metadata`` (merged with ``--model_args``) here.
 
@@ -52,7 +58,7 @@ def load_docs(**kwargs: Any):
     if "inner" not in kwargs and not _shared.WRAPPERS_MADE:
         raise CnRRunError("the reviser runs through the CnR wrapper model: use --model cnr --model_args "
                           "inner=<your lm-eval model>,<its arguments> (e.g. inner=hf,pretrained=runs/cnr-tiny-cpu)")
-    run = _check(run_config, kwargs, ignore=LM_EVAL_KEYS | _shared.MODEL_ARG_KEYS | {"inner"})
+    run = run_options(kwargs)
     _check(get_format, run.format)
     items = _check(read_items, run)
     _check(examples_for, run)
@@ -199,5 +205,5 @@ def lc_ci95_hi(items: list[tuple[float, int, int, int]]) -> float | None:
     return _finite(_lc(*_seeded(items))["ci95"][1])
 
 
-__all__ = ["load_docs", "doc_to_text", "judge", "process_results", "metrics_of", "total", "average", "share",
+__all__ = ["load_docs", "run_options", "doc_to_text", "judge", "process_results", "metrics_of", "total", "average", "share",
            "winrate", "ci95_lo", "ci95_hi", "lc_winrate", "lc_ci95_lo", "lc_ci95_hi", "CnRRunError"]
